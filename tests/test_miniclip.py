@@ -1,0 +1,86 @@
+"Tests of MiniCLIP: tokenizer, loss, training step, bundle round trip and the shipped checkpoint."
+import os, time
+import numpy as np
+import pytest
+import torch
+import open_clip
+from clipfss_nb.backbone import WordTokenizer, load_backbone, bundled_dir
+from clipfss_nb.shapeworld import ShapeWorld, SHAPEWORLD_CLASSES
+from clipfss_nb.miniclip import (MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_miniclip, caption_targets,
+                                 contrastive_loss, train_miniclip, save_miniclip, zero_shot_eval, encode_images, encode_prompts)
+
+SLOW = pytest.mark.skipif(not os.environ.get('CLIPFSS_SLOW'), reason='slow: set CLIPFSS_SLOW=1')
+SHIPPED = bundled_dir() / MINICLIP_NAME
+
+
+def tiny_cfg(tok):
+    return miniclip_config(tok) | dict(vision_cfg=dict(image_size=64, patch_size=16, width=64, layers=2, head_width=32),
+                                       text_cfg=dict(context_length=32, vocab_size=tok.vocab_size, width=64, heads=2, layers=1))
+
+
+def test_tokenizer_round_trip(tmp_path):
+    tok = miniclip_tokenizer()
+    caps = [c for i in range(100) for c in ShapeWorld(128, 0).sample(i)['captions']]
+    ids = tok(caps)
+    assert ids.shape == (len(caps), tok.context_length)
+    assert (ids == tok.unk_id).sum() == 0  # every caption word is in the vocabulary
+    assert [tok.decode(r) for r in ids[:20]] == caps[:20]
+    assert (ids.argmax(-1) == (ids > 0).sum(-1) - 1).all()  # EOT is the largest id, last non-pad token
+    tok.save(tmp_path / 'tokenizer.json')
+    tok2 = WordTokenizer.load(tmp_path / 'tokenizer.json')
+    assert tok2.itos == tok.itos and torch.equal(tok2(caps), ids)
+
+
+def test_targets_and_loss():
+    t = caption_targets(['1,2', '3', '1,2', '3'])
+    assert torch.allclose(t.sum(1), torch.ones(4)) and t[0, 2] == 0.5 and t[0, 1] == 0
+    f = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
+    ref = open_clip.loss.ClipLoss()(f, f, torch.tensor(20.))
+    assert torch.allclose(contrastive_loss(f, f, torch.tensor(20.), caption_targets(list('abcde'))), ref, atol=1e-5)
+
+
+def test_tiny_training_learns():
+    tok = miniclip_tokenizer()
+    _, _, h = train_miniclip(steps=12, batch_size=16, lr=1e-3, warmup=2, log_every=4, size=64, cfg=tiny_cfg(tok), verbose=False)
+    assert h['loss'][-1] < h['loss'][0]
+
+
+def test_training_is_seeded():
+    tok = miniclip_tokenizer()
+    kw = dict(steps=2, batch_size=8, lr=1e-3, warmup=1, log_every=1, size=64, cfg=tiny_cfg(tok), verbose=False)
+    (m1, _, h1), (m2, _, h2) = train_miniclip(**kw), train_miniclip(**kw)
+    assert h1['loss'] == h2['loss']
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()): assert torch.equal(a, b), k
+
+
+def test_bundle_round_trip(tmp_path):
+    tok = miniclip_tokenizer(); cfg = tiny_cfg(tok)
+    torch.manual_seed(0); model = build_miniclip(cfg).eval()
+    save_miniclip(model, tok, tmp_path / 'b', cfg)
+    bb = load_backbone(str(tmp_path / 'b'), device='cpu')
+    x = torch.rand(3, 3, 64, 64); texts = ['a photo of a kite.', 'a photo without a gem.']
+    with torch.no_grad():
+        assert torch.equal(bb.clip.encode_image(x), model.encode_image(x))
+        torch.testing.assert_close(bb.clip.encode_text(bb.tokenizer(texts)), model.encode_text(tok(texts)), rtol=0, atol=1e-5)  # float rounding only
+
+
+@pytest.mark.skipif(not (SHIPPED / 'config.json').is_file(), reason='no shipped checkpoint')
+def test_shipped_bundle_loads_fast_and_fits():
+    files = {p.name for p in SHIPPED.iterdir()}
+    assert {'config.json', 'model.safetensors', 'tokenizer.json', 'MODEL_CARD.md'} <= files
+    assert (SHIPPED / 'model.safetensors').stat().st_size <= 10 * 2**20
+    load_backbone(MINICLIP_NAME, device='cpu')  # warm imports
+    t = time.perf_counter(); bb = load_backbone(MINICLIP_NAME, device='cpu'); dt = time.perf_counter() - t
+    assert dt < 2.0, dt
+    assert isinstance(bb.clip, open_clip.CLIP) and bb.n_blocks >= 6
+    # a quick zero-shot check on 100 held-out single-object scenes
+    r = zero_shot_eval(bb.clip, bb.tokenizer, n_single=100, n_multi=0)
+    assert r['top1'] >= 0.2, r['top1']  # chance is 0.05; the quality bar (0.9) is the slow test below
+
+
+@SLOW
+@pytest.mark.skipif(not (SHIPPED / 'config.json').is_file(), reason='no shipped checkpoint')
+def test_shipped_quality_bar():
+    bb = load_backbone(MINICLIP_NAME, device='cpu')
+    r = zero_shot_eval(bb.clip, bb.tokenizer)
+    assert r['top1'] >= 0.90, r['top1']
