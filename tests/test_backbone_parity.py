@@ -108,12 +108,18 @@ def test_weights_dir_env_is_used(tmp_path):
     assert res.stdout.split() == ['ViT-B-16/openai', '64', 'QuickGELU']
 
 
+def _script(name):
+    "A console script of this environment (CI runs the venv's python without activating it)."
+    from pathlib import Path
+    return str(Path(sys.executable).parent / name)
+
+
 def test_clipfss_info_cli(tmp_path):
     from clipfss_nb.testing import write_tiny_checkpoints
     files = write_tiny_checkpoints(tmp_path)
-    res = subprocess.run(['clipfss-info', '--backbone', str(files['bundle']), '--size', '64', '--device', 'cpu'],
+    res = subprocess.run([_script('clipfss-info'), '--backbone', str(files['bundle']), '--size', '64', '--device', 'cpu'],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert 'dense forward at 64x64 (grid (4, 4)' in res.stdout
-    bad = subprocess.run(['clipfss-info', '--backbone', str(tmp_path / 'missing.pt')], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run([_script('clipfss-info'), '--backbone', str(tmp_path / 'missing.pt')], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and 'checkpoint file not found' in bad.stderr
