@@ -88,9 +88,8 @@ def test_writer_round_trip(tmp_path):
 
 
 def test_cli(tmp_path):
-    import subprocess, shutil
-    exe = shutil.which('clipfss-shapeworld')
-    if exe is None: pytest.skip('console script not installed')
+    import subprocess, sys
+    exe = str(Path(sys.executable).parent / 'clipfss-shapeworld')  # the console script of this environment
     r = subprocess.run([exe, '--root', str(tmp_path / 'sw'), '--n-train', '2', '--n-val', '1', '--size', '64'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
