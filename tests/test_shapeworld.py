@@ -1,5 +1,6 @@
 "Tests of the ShapeWorld-5i generator and its PASCAL VOC-style writer."
 import json
+from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
