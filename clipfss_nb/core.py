@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, random, tempfile, contextlib
+import os, sys, random, tempfile, contextlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,7 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'load_image', 'load_mask', 'binary_target',
            'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad',
-           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write']
+           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'hyphen_flags',
+           'accept_hyphen_flags']
 
 # %% ../nbs/00_core.ipynb #c0f52060
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -223,3 +224,18 @@ def atomic_write(path: str | Path, data: str | bytes):
     "Write text or bytes to `path` atomically."
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
+
+# %% ../nbs/00_core.ipynb #aecd5529
+def hyphen_flags(argv: list[str]) -> list[str]:
+    "`--img-size 3` / `--img-size=3` → `--img_size ...` (values untouched)."
+    out = []
+    for arg in argv:
+        if arg.startswith('--'):
+            name, sep, value = arg[2:].partition('=')
+            arg = '--' + name.replace('-', '_') + sep + value
+        out.append(arg)
+    return out
+
+def accept_hyphen_flags(*scripts: str):
+    "If this process is one of the console `scripts`, accept `--hyphen-flags` in `sys.argv`."
+    if Path(sys.argv[0]).name in scripts: sys.argv[1:] = hyphen_flags(sys.argv[1:])
