@@ -14,15 +14,15 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 import clipfss_nb
-from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device
+from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, accept_hyphen_flags
 from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, build_fold_lists, lists_from_files, read_pairs,
                              sample_hsnet, sample_pfenet, episodes_sha256, episodes_to_tsv, splits_dir, fold_classes)
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'METHODS', 'BASELINES', 'PASCAL_AREA', 'BENCHMARKS', 'intersect_union', 'IoUMeter',
-           'make_view', 'score_episode', 'FSSMethod', 'file_sha256', 'register_method', 'get_method', 'AllForeground',
-           'SupportCopy', 'LRU', 'FeatureCache', 'evaluate', 'ToyPrototype', 'scaled_min_pixels', 'episode_lists',
-           'clipfss_eval']
+__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'METHODS', 'METHOD_MODULES', 'BASELINES', 'PASCAL_AREA', 'BENCHMARKS', 'intersect_union',
+           'IoUMeter', 'make_view', 'score_episode', 'FSSMethod', 'file_sha256', 'register_method', 'get_method',
+           'AllForeground', 'SupportCopy', 'LRU', 'FeatureCache', 'evaluate', 'ToyPrototype', 'scaled_min_pixels',
+           'episode_lists', 'clipfss_eval']
 
 # %% ../nbs/11_evaluate.ipynb #74f58f93
 def intersect_union(pred, # (H,W) binary prediction (bool / {0,1}; numpy or torch)
@@ -156,10 +156,14 @@ def register_method(name: str): # registry name, e.g. 'support-copy'
     def deco(f): METHODS[name] = f; return f
     return deco
 
+METHOD_MODULES = ('clipfss_nb.priors', 'clipfss_nb.clipseg')  # modules whose methods `clipfss-eval` can name
+
 def get_method(spec: str | FSSMethod, # a registry name, 'module:attribute', or a method instance
                **kwargs) -> FSSMethod:
     "Instantiate a method from the registry (or import it)."
     if isinstance(spec, FSSMethod): return spec
+    if spec not in METHODS and ':' not in spec:
+        for module in METHOD_MODULES: importlib.import_module(module)  # they register their methods on import
     if spec in METHODS: return METHODS[spec](**kwargs)
     if ':' in spec:
         mod, attr = spec.split(':', 1)
@@ -381,12 +385,7 @@ def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
     return eps, dict(list_source=source, sampler=sampler, min_pixels=min_pixels)
 
 # %% ../nbs/11_evaluate.ipynb #e03d18fa
-def _hyphen_flags(argv: list[str]) -> list[str]:
-    "`--img-size 3` → `--img_size 3` (values untouched)."
-    return [a.split('=', 1)[0].replace('-', '_').replace('_', '-', 2) + (a[len(a.split('=', 1)[0]):]) if a.startswith('--') else a
-            for a in argv]
-
-if Path(sys.argv[0]).name == 'clipfss-eval': sys.argv[1:] = _hyphen_flags(sys.argv[1:])
+accept_hyphen_flags('clipfss-eval')
 
 # %% ../nbs/11_evaluate.ipynb #ac3dc4b4
 @call_parse

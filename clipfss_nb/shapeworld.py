@@ -10,13 +10,13 @@ import numpy as np
 from PIL import Image
 from fastcore.script import call_parse
 import matplotlib.pyplot as plt
-from .core import atomic_path, atomic_write, IGNORE_INDEX
+from .core import atomic_path, atomic_write, IGNORE_INDEX, accept_hyphen_flags
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'COLOURS', 'CATEGORIES', 'SHAPEWORLD_CLASSES', 'SHAPEWORLD_FOLDS', 'PLURALS', 'CAPTION_TEMPLATES',
            'NUMBERS', 'shape_mask', 'pattern_mask', 'ShapeWorld', 'boundary_band', 'make_captions', 'caption_classes',
            'sample', 'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'batch', 'images_per_second',
-           'class_image_counts', 'write_shapeworld', 'underscore_flags', 'clipfss_shapeworld']
+           'class_image_counts', 'write_shapeworld', 'clipfss_shapeworld']
 
 # %% ../nbs/02_shapeworld.ipynb #da82fc56
 GENERATOR_VERSION = '1.0'
@@ -384,11 +384,7 @@ def write_shapeworld(root: str | Path, # output folder (created)
     return meta
 
 # %% ../nbs/02_shapeworld.ipynb #02f34aa6
-def underscore_flags(argv: list[str]) -> list[str]:
-    "`--n-train 5` -> `--n_train 5`, so both spellings of the flags work (values untouched)."
-    return ['--' + a[2:].split('=', 1)[0].replace('-', '_') + a[2 + len(a[2:].split('=', 1)[0]):] if a.startswith('--') else a for a in argv]
-
-if Path(sys.argv[0]).name in ('clipfss-shapeworld', 'clipfss-train-miniclip'): sys.argv[1:] = underscore_flags(sys.argv[1:])
+accept_hyphen_flags('clipfss-shapeworld', 'clipfss-train-miniclip')
 
 # %% ../nbs/02_shapeworld.ipynb #fdbbf9e3
 @call_parse

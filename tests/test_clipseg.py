@@ -1,0 +1,69 @@
+"""CLIPSeg unit tests that need no transformers: prompt engineering, broadcasting, checkpoints, training CLI, evaluator adapter."""
+import random
+import pytest
+import torch
+import torch.nn.functional as F
+from clipfss_nb.core import IMAGENET_MEAN, IMAGENET_STD, normalize
+from clipfss_nb.clipseg import (CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur, gaussian_kernel1d,
+                                load_clipseg, save_clipseg, clipseg_metadata, clipfss_train_clipseg, CLIPSegMethod,
+                                ShapeWorldSegData, shapeworld_clipseg)
+from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
+
+
+def test_blur_matches_separable_gaussian():
+    x = torch.rand(3, 33, 41)
+    ref = F.conv2d(F.pad(x[:, None], (7, 7, 7, 7), mode='reflect'), torch.outer(gaussian_kernel1d(), gaussian_kernel1d())[None, None])[:, 0]
+    assert (gaussian_blur(x) - ref).abs().max() < 1e-5
+
+
+def test_prompt_engineering_box_and_background():
+    img = normalize(torch.rand(3, 100, 100), IMAGENET_MEAN, IMAGENET_STD)
+    m = torch.zeros(100, 100, dtype=torch.uint8); m[40:60, 10:90] = 1; m[0, 0] = 255  # ignore pixels are background
+    out = engineer_prompt(img, m, PromptEngineering(size=None))
+    assert out.shape == (3, 96, 96)  # 20×80 box + 10% per side → 24×96, padded square
+    assert torch.allclose(out[:, 36:60][:, 2:22, 8:88], img[:, 40:60, 10:90])
+    full = engineer_prompt(img, m)
+    assert full.shape == (3, 352, 352)
+
+
+def test_one_encoding_many_prompts_matches_repeats():
+    torch.manual_seed(0)
+    model = CLIPSeg(tiny_backbone(), extract_layers=(0, 1, 2), reduce_dim=16, ff_dim=32, refined=True).eval()
+    x = model.preprocess(random_images(2, 64, 96))
+    cond = torch.randn(6, model.backbone.embed_dim)
+    idx = torch.tensor([0, 1, 0, 1, 1, 0])
+    with torch.no_grad():
+        assert torch.allclose(model(x, cond, idx), model(x[idx], cond), atol=1e-5)
+        assert model(x, cond, idx).shape == (6, 1, 64, 96)  # non-square grid
+
+
+def test_train_cli_and_evaluator(tmp_path):
+    files = write_tiny_checkpoints(tmp_path / 'bb')
+    out = tmp_path / 'ck.safetensors'
+    clipfss_train_clipseg(fold=1, backbone=str(files['bundle']), steps=3, batch_size=4, n_scenes=30, size=64, out=str(out),
+                          eval_episodes=4, data_root=str(tmp_path / 'sw'), threads=1, fp16=True)
+    meta = clipseg_metadata(out)
+    assert meta['extra']['train_args']['fold'] == 1
+    assert set(meta['extra']['eval']['results']) == {'visual', 'text', 'all-foreground', 'support-copy'}
+    assert out.stat().st_size < 1_000_000
+    model = load_clipseg(out)  # the backbone comes back by the name stored in the file
+    assert model.extract_layers == (0, 1, 2) and model.input_size == 64
+    meth = CLIPSegMethod(model, mode='visual')
+    q, s = random_images(2, 64, 64), random_images(2, 64, 64, seed=1)[:, None]
+    sm = torch.zeros(2, 1, 64, 64, dtype=torch.uint8); sm[..., 10:40, 10:40] = 1
+    p = meth.predict(q, s, sm, ['tomato', 'melon'])
+    assert p.shape == (2, 64, 64) and 0 <= p.min() and p.max() <= 1
+
+
+def test_training_samples_hide_novel_classes():
+    d = ShapeWorldSegData(fold=2, n_scenes=25, size=64)
+    assert not any(set(p) & set(d.novel) for p in d.present)
+    b = d.batch(16, random.Random(1), p_negative=1.0)
+    assert b['targets'].sum() == 0  # all negatives: empty targets
+
+
+def test_missing_files_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match='not found'): load_clipseg(tmp_path / 'nope.safetensors')
+    (tmp_path / 'x.safetensors').write_bytes(b'')
+    with pytest.raises(Exception): load_clipseg(tmp_path / 'x.safetensors')
+    with pytest.raises(FileNotFoundError, match='config.json'): load_clipseg(tmp_path)
