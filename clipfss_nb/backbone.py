@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_backbone.ipynb #a2cf8960
 from __future__ import annotations
-import json, os, re, time, zipfile, hashlib
+import json, os, re, time, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -15,12 +15,12 @@ import open_clip
 from open_clip.transformer import LayerNormFp32, VisionTransformer
 from safetensors.torch import load_file, save_file
 from fastcore.script import call_parse
-from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize
+from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
-           'DenseOutput', 'DenseCLIP', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles', 'file_sha256',
-           'pretrained_file', 'save_bundle', 'openai_cfg_from_state', 'load_backbone', 'clipfss_info']
+           'DenseOutput', 'DenseCLIP', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles', 'pretrained_file',
+           'save_bundle', 'openai_cfg_from_state', 'load_backbone', 'clipfss_info']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -293,13 +293,6 @@ def list_bundles(folder: str | Path | None = None) -> list[str]:
     "Names of the bundled backbones (folders holding a `config.json`)."
     folder = Path(folder) if folder else bundled_dir()
     return sorted(p.name for p in folder.glob('*') if (p / 'config.json').is_file()) if folder.is_dir() else []
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    "Hex sha256 of a file (for result metadata)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk): h.update(block)
-    return h.hexdigest()
 
 # %% ../nbs/01_backbone.ipynb #8803928b
 def _hub_file(repo_id: str, cache_dir, offline: bool) -> str:

@@ -15,9 +15,9 @@ import open_clip
 from safetensors import safe_open
 from safetensors.torch import save_file
 from fastcore.script import call_parse
-from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, get_device, seed_everything, atomic_path, atomic_write
+from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, get_device, seed_everything, atomic_path, atomic_write, file_sha256
 from .backbone import (DenseCLIP, WordTokenizer, WeightsNotFoundError, load_backbone, load_state_dict_file,
-                                 file_sha256, openai_cfg_from_state, _build_clip, _load_into)
+                                 openai_cfg_from_state, _build_clip, _load_into)
 
 # %% auto #0
 __all__ = ['SHUFFLE_PLUS', 'CLIPSEG_HUB_IDS', 'CLIPSEG_FORMAT', 'SHAPEWORLD_CLIPSEG', 'CLIPSegDecoder', 'text_embedding',

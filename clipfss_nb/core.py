@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, sys, random, tempfile, contextlib
+import os, sys, random, tempfile, contextlib, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,8 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'load_image', 'load_mask', 'binary_target',
            'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad',
-           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'hyphen_flags',
-           'accept_hyphen_flags']
+           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'file_sha256',
+           'hyphen_flags', 'accept_hyphen_flags']
 
 # %% ../nbs/00_core.ipynb #c0f52060
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -224,6 +224,16 @@ def atomic_write(path: str | Path, data: str | bytes):
     "Write text or bytes to `path` atomically."
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
+
+# %% ../nbs/00_core.ipynb #60dcfc29
+def file_sha256(*paths: str | Path, # one or more files, hashed in the given order
+                chunk: int = 1 << 20) -> str: # hex sha256
+    "sha256 over the bytes of `paths` (for result metadata and weight identities)."
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, 'rb') as f:
+            while block := f.read(chunk): h.update(block)
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #aecd5529
 def hyphen_flags(argv: list[str]) -> list[str]:

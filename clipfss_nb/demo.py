@@ -13,6 +13,7 @@ from fastcore.script import call_parse
 from .core import load_image, load_mask, image_to_tensor, atomic_path, IGNORE_INDEX
 from .backbone import load_backbone, WeightsNotFoundError
 from .priors import compute_priors, prior_probability, PriorConfig
+from .evaluate import intersect_union
 
 # %% auto #0
 __all__ = ['shapeworld_episode', 'iou', 'run_demo', 'draw_demo', 'clipfss_demo']
@@ -38,9 +39,8 @@ def shapeworld_episode(fold: int = 0, # fold whose novel classes are drawn
 # %% ../nbs/06b_demo.ipynb #86754473
 def iou(pred: np.ndarray, target: np.ndarray) -> float:
     "Foreground IoU, ignore (255) pixels excluded."
-    valid = target != IGNORE_INDEX
-    p, g = pred.astype(bool) & valid, (target == 1) & valid
-    return float((p & g).sum() / max((p | g).sum(), 1))
+    inter, union, _, _ = intersect_union(pred, target)
+    return inter / max(union, 1)
 
 def run_demo(bb, query: np.ndarray, support: np.ndarray, support_mask: np.ndarray, class_name: str,
              query_label: np.ndarray | None = None, size: int | None = None, threshold: float = 0.5,

@@ -14,15 +14,15 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 import clipfss_nb
-from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, accept_hyphen_flags
+from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, accept_hyphen_flags, file_sha256
 from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, build_fold_lists, lists_from_files, read_pairs,
                              sample_hsnet, sample_pfenet, episodes_sha256, episodes_to_tsv, splits_dir, fold_classes)
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'METHODS', 'METHOD_MODULES', 'BASELINES', 'PASCAL_AREA', 'BENCHMARKS', 'intersect_union',
-           'IoUMeter', 'make_view', 'score_episode', 'FSSMethod', 'file_sha256', 'register_method', 'get_method',
-           'AllForeground', 'SupportCopy', 'LRU', 'FeatureCache', 'evaluate', 'ToyPrototype', 'scaled_min_pixels',
-           'episode_lists', 'clipfss_eval']
+           'IoUMeter', 'make_view', 'score_episode', 'FSSMethod', 'register_method', 'get_method', 'AllForeground',
+           'SupportCopy', 'LRU', 'FeatureCache', 'evaluate', 'ToyPrototype', 'scaled_min_pixels', 'episode_lists',
+           'clipfss_eval']
 
 # %% ../nbs/11_evaluate.ipynb #74f58f93
 def intersect_union(pred, # (H,W) binary prediction (bool / {0,1}; numpy or torch)
@@ -139,14 +139,6 @@ class FSSMethod:
     def describe(self) -> dict:
         return dict(name=self.name, threshold=self.threshold, backbone_id=self.backbone_id, weights_hash=self.weights_hash,
                     cacheable=self.cacheable, cls=f"{type(self).__module__}.{type(self).__qualname__}")
-
-def file_sha256(*paths: str | Path) -> str:
-    "sha256 over the bytes of one or more weight files (in the given order)."
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
 
 # %% ../nbs/11_evaluate.ipynb #a48b20ee
 METHODS: dict[str, Any] = {}
