@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fastcore.script import call_parse
 from .core import load_image, load_mask, image_to_tensor, atomic_path, IGNORE_INDEX
 from .backbone import load_backbone, WeightsNotFoundError
-from .priors import compute_priors, prior_probability, PriorConfig
+from .priors import compute_priors, prior_probability, PriorConfig, shipped_threshold
 from .evaluate import intersect_union
 
 # %% auto #0
@@ -65,7 +65,7 @@ def draw_demo(query, support, support_mask, class_name, res, query_label=None, o
     import matplotlib; import matplotlib.pyplot as plt
     pr = res['priors']
     panels = [('support + mask', support, support_mask), ('query' + (' + GT' if query_label is not None else ''), query, query_label),
-              ('VTP', pr.vtp[0, 0].cpu(), None), ('VVP (mean of blocks 12, 11)', pr.vvp[0].mean(0).cpu(), None),
+              ('VTP', pr.vtp[0, 0].cpu(), None), ('VVP (mean of the last 2 blocks)', pr.vvp[0].mean(0).cpu(), None),
               ('VTP refined (PIR)', pr.vtp_refined[0, 0].cpu(), None),
               (f"prediction" + (f" — IoU {100 * res['iou']:.1f}" if res['iou'] is not None else ''), query, res['pred'])]
     fig, axs = plt.subplots(1, 6, figsize=(15, 2.9), dpi=dpi)
@@ -99,7 +99,7 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
                  size: int = None, # resize own images to SIZE×SIZE for the priors (default 473; ShapeWorld: native)
                  fold: int = 0, # ShapeWorld fold whose novel classes are drawn
                  episode: int = 0, # which ShapeWorld episode
-                 threshold: float = 0.5, # foreground where the combined prior > THRESHOLD
+                 threshold: float = None, # foreground where the combined prior > THRESHOLD (default: chosen on base classes; own images 0.5)
                  device: str = None, # cpu, cuda, mps (default: best available)
                 ):
     "One-shot segmentation demo drawing the VTP, VVP, refined VTP and the prediction."
@@ -115,8 +115,12 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
             size = size or 473
         else: ep = shapeworld_episode(fold, episode)
     except (FileNotFoundError, ValueError) as err: raise SystemExit(f"error: {err}")
+    if threshold is not None: why = 'given'
+    elif not all(own) and (threshold := shipped_threshold('vvp+vtp', fold, backbone)) is not None: why = f'chosen on the base classes of fold {fold}'
+    else: threshold, why = 0.5, 'default'
     res = run_demo(bb, ep['query'], ep['support'], ep['support_mask'], ep['class_name'], ep['query_label'], size, threshold)
     draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out)
     msg = f"{bb.name}: one-shot '{ep['class_name']}'"
     if res['iou'] is not None: msg += f", IoU {100 * res['iou']:.1f}"
+    msg += f" at threshold {threshold:.2f} ({why})"
     print(f"{msg}; figure → {out} ({time.perf_counter() - t0:.1f}s)")

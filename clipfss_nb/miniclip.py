@@ -5,6 +5,8 @@
 # %% ../nbs/02a_miniclip.ipynb #0b7c75d8
 from __future__ import annotations
 import json, math, time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,8 +20,9 @@ from .shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, PLURA
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer',
-           'miniclip_config', 'build_miniclip', 'CaptionData', 'images_to_input', 'caption_targets', 'contrastive_loss',
+__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'PROMPT_OF', 'PROMPT_WITHOUT', 'TRAIN_DEFAULTS', 'miniclip_corpus',
+           'miniclip_tokenizer', 'miniclip_config', 'build_miniclip', 'SceneBank', 'named_classes', 'scene_bank',
+           'caption_key', 'bank_batch', 'images_to_input', 'caption_targets', 'contrastive_loss', 'prompt_losses',
            'lr_at', 'train_miniclip', 'encode_images', 'encode_prompts', 'average_precision', 'zero_shot_eval',
            'model_card', 'save_miniclip', 'train_and_save', 'clipfss_train_miniclip']
 
@@ -27,8 +30,8 @@ __all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'TRAIN_DEFAULTS', 'mi
 MINICLIP_NAME = 'miniclip-shapeworld'
 MINICLIP_CFG = dict(
     embed_dim=128,
-    vision_cfg=dict(image_size=128, patch_size=16, width=128, layers=6, head_width=32, mlp_ratio=4.0),
-    text_cfg=dict(context_length=32, vocab_size=None, width=128, heads=4, layers=4),  # vocab_size set from the tokenizer
+    vision_cfg=dict(image_size=128, patch_size=8, width=64, layers=6, head_width=16, mlp_ratio=4.0),
+    text_cfg=dict(context_length=24, vocab_size=None, width=128, heads=4, layers=4),  # vocab_size set from the tokenizer
     quick_gelu=False,
 )
 EXTRA_WORDS = ('the', 'this', 'background', 'object', 'thing', 'no', 'with', 'of', 'one', 'photo', 'picture', 'image')
@@ -38,7 +41,7 @@ def miniclip_corpus() -> list[str]:
     names = list(SHAPEWORLD_CLASSES) + list(PLURALS.values())
     return [t.format(' '.join(names)) for t in CAPTION_TEMPLATES] + ['a photo without a , and .', ' '.join(NUMBERS.values()), ' '.join(EXTRA_WORDS)]
 
-def miniclip_tokenizer(context_length: int = 32) -> WordTokenizer:
+def miniclip_tokenizer(context_length: int = 24) -> WordTokenizer:
     "The word tokenizer over `miniclip_corpus()` (deterministic: the vocabulary is sorted)."
     return WordTokenizer.from_texts(miniclip_corpus(), context_length)
 
@@ -54,23 +57,51 @@ def build_miniclip(cfg: dict) -> open_clip.CLIP:
     return open_clip.CLIP(embed_dim=c['embed_dim'], vision_cfg=c['vision_cfg'], text_cfg=c['text_cfg'], quick_gelu=c.get('quick_gelu', False))
 
 # %% ../nbs/02a_miniclip.ipynb #c4da598a
-class CaptionData(torch.utils.data.Dataset):
-    "Scene `i` -> (uint8 image (3,H,W), caption, key of the named categories)."
-    def __init__(self, world: ShapeWorld, # the scene generator
-                 length: int = 10**9, # nominal length (scenes are generated on demand)
-                 p_negative: float = 0.05, # chance of the pure negative caption
-                 single_until: int = 0): # scenes before this index hold a single object (a curriculum)
-        self.world, self.length, self.p_negative, self.single_until = world, length, p_negative, single_until
-        self.single = ShapeWorld(world.size, world.seed, world.split, max_objects=1)
-    def __len__(self): return self.length
-    def __getitem__(self, i):
-        s = (self.single if i < self.single_until else self.world).sample(int(i))
-        rng = np.random.default_rng([self.world.seed, 7, int(i)])
-        caps = s['captions']
-        cap = caps[-1] if rng.random() < self.p_negative else caps[rng.integers(len(caps) - 1)]
-        pos, neg = caption_classes(cap)
-        key = ','.join(map(str, sorted(pos))) + ('|-' + ','.join(map(str, sorted(neg))) if not pos else '')
-        return torch.from_numpy(s['image']).permute(2, 0, 1), cap, key
+@dataclass
+class SceneBank:
+    "Training scenes generated once: images, captions, and the classes the first caption names."
+    images: np.ndarray # (N, H, W, 3) uint8
+    captions: list # N lists of captions
+    named: np.ndarray # (N, 20) float32, 1 where the scene's first caption names the class
+    def __len__(self): return len(self.images)
+
+def _bank_part(args):
+    size, seed, split, start, stop = args
+    b = ShapeWorld(size, seed, split).batch(range(start, stop))
+    return b['image'], [list(c) for c in b['captions']]
+
+def named_classes(captions: list) -> np.ndarray: # (N, 20) float32
+    "Classes named by the first caption of each scene (every caption but the last names all objects)."
+    out = np.zeros((len(captions), len(SHAPEWORLD_CLASSES)), np.float32)
+    for i, caps in enumerate(captions): out[i, [c - 1 for c in caption_classes(caps[0])[0]]] = 1
+    return out
+
+def scene_bank(n: int, # scenes
+               seed: int = 0, size: int = 128, split: str = 'train', # which ShapeWorld stream
+               workers: int = 2, # generating processes (1: in this process)
+               chunk: int = 250) -> SceneBank:
+    "Scenes `0..n-1` of `ShapeWorld(size, seed, split)` with their captions (the same bank for any `workers`)."
+    parts = [(size, seed, split, i, min(i + chunk, n)) for i in range(0, n, chunk)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool: res = list(pool.map(_bank_part, parts))
+    else: res = [_bank_part(p) for p in parts]
+    captions = [c for _, caps in res for c in caps]
+    return SceneBank(np.concatenate([im for im, _ in res]), captions, named_classes(captions))
+
+def caption_key(caption: str) -> str:
+    "The set of categories a caption names as present (or, for a pure negative, as absent), as a string."
+    pos, neg = caption_classes(caption)
+    return ','.join(map(str, sorted(pos))) if pos else '-' + ','.join(map(str, sorted(neg)))
+
+def bank_batch(bank: SceneBank, rng: np.random.Generator, batch_size: int,
+               p_negative: float = 0.05, # chance of the pure negative caption
+              ) -> tuple[torch.Tensor, list[str], torch.Tensor]: # images (B,3,H,W) uint8, captions, named (B,20)
+    "A random batch, rotated by k·90° and maybe mirrored, with one caption per scene."
+    idx = rng.integers(0, len(bank), batch_size)
+    x = torch.rot90(torch.from_numpy(bank.images[idx]).permute(0, 3, 1, 2), int(rng.integers(4)), (2, 3))
+    if rng.random() < 0.5: x = x.flip(3)
+    caps = [c[-1] if rng.random() < p_negative else c[rng.integers(len(c) - 1)] for c in (bank.captions[i] for i in idx)]
+    return x.contiguous(), caps, torch.from_numpy(bank.named[idx])
 
 def images_to_input(images: torch.Tensor, # (B, 3, H, W) uint8
                     mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor: # (B, 3, H, W) float, normalised
@@ -93,29 +124,48 @@ def contrastive_loss(img: torch.Tensor, # (B, D) normalised image features
     logits = logit_scale * img @ txt.t()  # (B, B)
     return 0.5 * (torch.sum(-targets * logits.log_softmax(1), 1).mean() + torch.sum(-targets.t() * logits.t().log_softmax(1), 1).mean())
 
+# %% ../nbs/02a_miniclip.ipynb #89eb78fd
+def prompt_losses(img: torch.Tensor, # (B, D) normalised image features
+                  of_txt: torch.Tensor, # (C, D) normalised "a photo of a {c}." embeddings
+                  without_txt: torch.Tensor, # (C, D) normalised "a photo without a {c}." embeddings
+                  logit_scale: torch.Tensor, # scalar, already exponentiated
+                  named: torch.Tensor, # (B, C) 1 where the scene's caption names class c
+                 ) -> tuple[torch.Tensor, torch.Tensor]: # (class loss, negation loss)
+    "Soft-target cross-entropy over the class prompts, and the per-class 'of' vs 'without' cross-entropy."
+    of = logit_scale * img @ of_txt.t()  # (B, C)
+    cls = torch.sum(-(named / named.sum(1, keepdim=True)) * of.log_softmax(1), 1).mean()
+    pair = torch.stack([of, logit_scale * img @ without_txt.t()], -1)  # (B, C, 2)
+    return cls, F.cross_entropy(pair.flatten(0, 1), (1 - named).long().flatten())
+
 # %% ../nbs/02a_miniclip.ipynb #58b7c43f
+PROMPT_OF, PROMPT_WITHOUT = 'a photo of a {}.', 'a photo without a {}.'
+
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     "Linear warm-up then cosine decay to 0."
     if step < warmup: return lr * (step + 1) / warmup
     return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
-def train_miniclip(steps: int = 600, # optimisation steps
+def train_miniclip(steps: int = 1200, # optimisation steps
                    batch_size: int = 64, # scenes per step
                    lr: float = 2e-3, # peak learning rate
                    weight_decay: float = 0.05, # AdamW weight decay
                    warmup: int = 40, # warm-up steps
-                   seed: int = 0, # model init and world seed
+                   seed: int = 0, # model init, world and batch seed
                    size: int = 128, # scene size
+                   bank: int = 32000, # training scenes generated up front
+                   negation_weight: float = 0.5, # weight of the negation loss
                    cfg: dict | None = None, # model config (default: `miniclip_config`)
-                   num_workers: int = 0, # data workers (0: generate in the main process)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
-                   curriculum: float = 0.0, # fraction of the steps trained on single-object scenes first
+                   workers: int = 2, # processes generating the bank
                    log_every: int = 50, # print/record every this many steps
                    callback=None, # called as callback(step, model, history) at log steps
                    verbose: bool = True,
                   ) -> tuple[open_clip.CLIP, WordTokenizer, dict]:
     "Train MiniCLIP contrastively on ShapeWorld captions; returns (model, tokenizer, history)."
     if threads: torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    scenes = scene_bank(bank, seed, size, workers=workers)
+    if verbose: print(f"{len(scenes)} training scenes generated in {time.perf_counter() - t0:.0f}s", flush=True)
     seed_everything(seed)
     tok = miniclip_tokenizer()
     cfg = cfg or miniclip_config(tok)
@@ -123,14 +173,18 @@ def train_miniclip(steps: int = 600, # optimisation steps
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and 'embedding' not in n)]
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    data = CaptionData(ShapeWorld(size, seed, 'train'), steps * batch_size, single_until=int(curriculum * steps) * batch_size)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    hist, t0, run = dict(step=[], loss=[], seconds=[]), time.perf_counter(), []
-    for step, (images, caps, keys) in enumerate(loader):
+    prompts = tok([PROMPT_OF.format(n) for n in SHAPEWORLD_CLASSES] + [PROMPT_WITHOUT.format(n) for n in SHAPEWORLD_CLASSES])
+    rng, C = np.random.default_rng([seed, 1]), len(SHAPEWORLD_CLASSES)
+    hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
+    for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
+        images, caps, named = bank_batch(scenes, rng, batch_size)
         img = F.normalize(model.encode_image(images_to_input(images)), dim=-1)
-        txt = F.normalize(model.encode_text(tok(list(caps))), dim=-1)
-        loss = contrastive_loss(img, txt, model.logit_scale.exp(), caption_targets(list(keys)))
+        txt = F.normalize(model.encode_text(tok(caps)), dim=-1)
+        pt = F.normalize(model.encode_text(prompts), dim=-1)  # (2C, D)
+        scale = model.logit_scale.exp()
+        cls, neg = prompt_losses(img, pt[:C], pt[C:], scale, named)
+        loss = contrastive_loss(img, txt, scale, caption_targets([caption_key(c) for c in caps])) + cls + negation_weight * neg
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -197,23 +251,26 @@ def model_card(cfg: dict, hist: dict, metrics: dict, train_args: dict) -> str:
     per = ', '.join(f"{n} {a:.2f}" for n, a in zip(SHAPEWORLD_CLASSES, metrics.get('top1_per_class', [])))
     return f"""# MiniCLIP (ShapeWorld-5i)
 
-A small `open_clip.CLIP` (ViT image tower, word-level text tower) trained by `clipfss_nb` with a contrastive
-image-caption loss on ShapeWorld-5i scenes generated on the fly. **Trained on captions only: no mask was ever used.**
+A small `open_clip.CLIP` (ViT image tower, word-level text tower) trained by `clipfss_nb` with contrastive
+image-text losses on ShapeWorld-5i scenes and their captions. **Trained on captions only: no mask was ever used.**
 For teaching and testing the few-shot segmentation methods of `clipfss_nb` offline on a CPU; it knows nothing but ShapeWorld.
 
 ## Config
 ```json
 {json.dumps(cfg, indent=1)}
 ```
-Images 128 x 128, patch 16 (8 x 8 token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
+Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
 
 ## Training
 - command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}`
 - arguments: `{json.dumps(train_args)}`
-- data: `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')` scenes 0..{train_args['steps'] * train_args['batch_size'] - 1}, one caption per scene
-  (5% pure negative captions "a photo without a X."); targets uniform over captions naming the same categories.
+- data: scenes 0..{train_args['bank'] - 1} of `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')`, generated once;
+  batches of {train_args['batch_size']} drawn at random, rotated by k·90° and mirrored, one caption per scene (5% pure negative captions "a photo without a X.")
+- losses (text supervision only, no mask): CLIP's symmetric contrastive loss with targets uniform over captions naming the same categories;
+  the image against the 20 prompts "a photo of a {{c}}." (targets uniform over the classes its caption names); {train_args['negation_weight']} x the per-class
+  "a photo of a {{c}}." vs "a photo without a {{c}}." loss
 - optimiser: AdamW (betas 0.9/0.98, weight decay {train_args['weight_decay']}), peak lr {train_args['lr']}, {train_args['warmup']} warm-up steps, cosine decay
-- training time: {hist['train_seconds'] / 60:.1f} min on a shared 2-core CPU (torch {torch.__version__}, 2 threads); final loss {hist['loss'][-1]:.3f}
+- training time: {hist['train_seconds'] / 60:.1f} min on a 2-core CPU (torch {torch.__version__}, 2 threads), of which {hist['bank_seconds']:.0f} s generating the scenes; final loss {hist['loss'][-1]:.3f}
 
 ## Measured quality (held-out scenes, world seed 1000, prompts "a photo of a {{}}.")
 - zero-shot top-1 on {metrics.get('n_single', 500)} single-object scenes: **{metrics['top1'] * 100:.1f}%**
@@ -221,8 +278,8 @@ Images 128 x 128, patch 16 (8 x 8 token grid), normalised with CLIP's mean/std. 
 - top-1 per class: {per}
 
 ## Limits
-Only the 20 ShapeWorld names and the caption words are known (other words map to `<unk>`). The 8 x 8 grid is coarse;
-feed larger images through the backbone (positional embeddings are interpolated) for finer dense maps.
+Only the 20 ShapeWorld names and the caption words are known (other words map to `<unk>`). Dense maps are 16 x 16 at the native size;
+feed larger images through the backbone (positional embeddings are interpolated) for finer ones.
 """
 
 def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str | Path, # model, tokenizer, output folder
@@ -236,7 +293,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=600, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, curriculum=0.0)
+TRAIN_DEFAULTS = dict(steps=1200, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)

@@ -4,21 +4,24 @@
 
 # %% ../nbs/06a_priors.ipynb #9760abbf
 from __future__ import annotations
+import json
+from pathlib import Path
 from dataclasses import dataclass, field, asdict, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .backbone import DenseCLIP, load_backbone
+from .backbone import DenseCLIP, load_backbone, bundled_dir
 from .vtp import visual_text_prior, minmax, VTP_MODES
 from .vvp import visual_visual_prior, patch_tokens, DENSE_MODES
 from .pir import refine
-from .core import IMAGENET_MEAN, IMAGENET_STD, normalize
+from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write
 from .evaluate import FSSMethod, register_method
 
 # %% auto #0
-__all__ = ['CACHEABLE', 'PRIOR_KINDS', 'PriorConfig', 'Priors', 'resize_vtp', 'resize_vvp', 'query_vtp', 'compute_priors',
-           'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR', 'PiclipVVP',
-           'PiclipVVPVTP', 'choose_threshold', 'prior_quality_table', 'table_markdown']
+__all__ = ['CACHEABLE', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp', 'resize_vvp', 'query_vtp',
+           'compute_priors', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR',
+           'PiclipVVP', 'PiclipVVPVTP', 'choose_threshold', 'prior_quality_table', 'table_markdown', 'save_prior_table',
+           'shipped_threshold']
 
 # %% ../nbs/06a_priors.ipynb #9e94ffe6
 CACHEABLE = {
@@ -217,3 +220,23 @@ def table_markdown(rows: dict) -> str:
         cells = [f"{r[f]['miou']:.1f}" + (f" (t={r[f]['threshold']})" if 'threshold' in r[f] else '') for f in folds]
         lines.append(f'| {k} | ' + ' | '.join(cells) + f" | {np.mean([r[f]['miou'] for f in folds]):.1f} |")
     return '\n'.join(lines)
+
+PRIOR_TABLE_FILE = 'prior_table.json'
+
+def save_prior_table(rows: dict, # `prior_quality_table` output
+                     folder: str | Path, # a backbone bundle folder
+                     **meta) -> Path: # what produced the table (episodes, data, ...)
+    "Write the table, with its base-chosen thresholds, as JSON into a bundle folder (atomically)."
+    path = Path(folder) / PRIOR_TABLE_FILE
+    data = dict(meta, rows={k: {str(f): v for f, v in r.items()} for k, r in rows.items()})
+    atomic_write(path, json.dumps(data, indent=1))
+    return path
+
+def shipped_threshold(kind: str = 'vvp+vtp', fold: int = 0, # prior kind and ShapeWorld fold
+                      bundle: str | Path = 'miniclip-shapeworld', # bundle name (in the package) or folder
+                     ) -> float | None:
+    "The threshold chosen on the base classes of `fold` for `kind`, from a bundle's prior table (None if absent)."
+    folder = Path(bundle) if Path(bundle).is_dir() else bundled_dir() / str(bundle)
+    path = folder / PRIOR_TABLE_FILE
+    if not path.is_file(): return None
+    return json.loads(path.read_text())['rows'].get(kind, {}).get(str(fold), {}).get('threshold')

@@ -12,7 +12,7 @@ from reference_priors import brute_boxes, ref_boxes, ref_pir
 from clipfss_nb.pir import box_mask, refine, connected_components
 from clipfss_nb.vtp import minmax, visual_text_prior, VTP_MODES
 from clipfss_nb.vvp import visual_visual_prior, DENSE_MODES
-from clipfss_nb.priors import compute_priors, PriorConfig, PRIOR_KINDS, PriorMethod
+from clipfss_nb.priors import compute_priors, PriorConfig, PRIOR_KINDS, PriorMethod, shipped_threshold
 from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
 from clipfss_nb.backbone import list_bundles
 
@@ -121,6 +121,11 @@ def test_demo_cli_on_bundle(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'IoU' in r.stdout and out.stat().st_size > 1000
     assert list(tmp_path.iterdir()) == [out]  # atomic: no temporary left behind
+    t = shipped_threshold('vvp+vtp', 0)
+    assert t is not None and 0 < t < 1, 'the MiniCLIP bundle ships thresholds chosen on base classes (prior_table.json)'
+    assert f'at threshold {t:.2f} (chosen on the base classes of fold 0)' in r.stdout, r.stdout
+    r = run_cli('--out', str(out), '--device', 'cpu', '--threshold', '0.9')
+    assert r.returncode == 0 and 'at threshold 0.90 (given)' in r.stdout, r.stdout
 
 
 def test_demo_cli_own_images(tmp_path):
@@ -134,7 +139,7 @@ def test_demo_cli_own_images(tmp_path):
                 '--support-mask', str(tmp_path / 'sm.png'), '--query-mask', str(tmp_path / 'qm.png'), '--class-name', 'cat',
                 '--size', '64', '--out', str(out), '--device', 'cpu')
     assert r.returncode == 0, r.stderr
-    assert "one-shot 'cat', IoU" in r.stdout and out.is_file()
+    assert "one-shot 'cat', IoU" in r.stdout and 'at threshold 0.50 (default)' in r.stdout and out.is_file()
     r = run_cli('--query', str(tmp_path / 'q.png'), '--out', str(out))
     assert r.returncode != 0 and 'need all of' in r.stderr and 'Traceback' not in r.stderr
 
