@@ -8,6 +8,7 @@ import json, sys, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
+from fastcore.basics import patch
 from fastcore.script import call_parse
 import matplotlib.pyplot as plt
 from .core import atomic_path, atomic_write, IGNORE_INDEX, accept_hyphen_flags
@@ -15,8 +16,8 @@ from .core import atomic_path, atomic_write, IGNORE_INDEX, accept_hyphen_flags
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'COLOURS', 'CATEGORIES', 'SHAPEWORLD_CLASSES', 'SHAPEWORLD_FOLDS', 'PLURALS', 'CAPTION_TEMPLATES',
            'NUMBERS', 'shape_mask', 'pattern_mask', 'ShapeWorld', 'boundary_band', 'make_captions', 'caption_classes',
-           'sample', 'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'batch', 'images_per_second',
-           'class_image_counts', 'write_shapeworld', 'clipfss_shapeworld']
+           'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'class_image_counts', 'write_shapeworld',
+           'clipfss_shapeworld']
 
 # %% ../nbs/02_shapeworld.ipynb #da82fc56
 GENERATOR_VERSION = '1.0'
@@ -231,8 +232,9 @@ def caption_classes(caption: str) -> tuple[set, set]:
     return pos, neg
 
 # %% ../nbs/02_shapeworld.ipynb #f0104100
-def sample(self, index: int, # scene index, any non-negative integer
-          ) -> dict: # image (H,W,3) uint8, label (H,W) uint8, instances (H,W) uint8, classes, captions
+@patch
+def sample(self: ShapeWorld, index: int, # scene index, any non-negative integer
+           ) -> dict: # image (H,W,3) uint8, label (H,W) uint8, instances (H,W) uint8, classes, captions
     "Scene `index`: deterministic in (seed, split, index)."
     rng, S = self.rng(index), self.size
     img = self._background(rng)
@@ -260,7 +262,7 @@ def _nprobs(self):
     p = np.array([0.4, 0.3, 0.2, 0.1] + [0.05] * max(0, self.max_objects - 4))[:self.max_objects]
     return p / p.sum()
 
-ShapeWorld.sample, ShapeWorld._nprobs = sample, _nprobs
+ShapeWorld._nprobs = _nprobs
 
 # %% ../nbs/02_shapeworld.ipynb #58280335
 def check_sample(s: dict, # a scene from `ShapeWorld.sample`
@@ -327,18 +329,18 @@ def category_gallery(size: int = 96, # image side
     return out
 
 # %% ../nbs/02_shapeworld.ipynb #0f733ec3
-def batch(self, indices, # scene indices
+@patch
+def batch(self: ShapeWorld, indices, # scene indices
          ) -> dict: # image (B,H,W,3), label (B,H,W), instances (B,H,W) uint8; classes, captions: lists of lists
     "Several scenes stacked into arrays."
     ss = [self.sample(int(i)) for i in indices]
     out = {k: np.stack([s[k] for s in ss]) for k in ('image', 'label', 'instances')}
     return out | {k: [s[k] for s in ss] for k in ('classes', 'captions')}
 
-def images_per_second(self, n: int = 200) -> float:
+@patch
+def images_per_second(self: ShapeWorld, n: int = 200) -> float:
     "Measured generation speed over `n` scenes."
     t = time.perf_counter(); self.batch(range(n)); return n / (time.perf_counter() - t)
-
-ShapeWorld.batch, ShapeWorld.images_per_second = batch, images_per_second
 
 # %% ../nbs/02_shapeworld.ipynb #1b8fb111
 def class_image_counts(samples: list[dict]) -> np.ndarray:
