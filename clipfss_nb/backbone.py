@@ -19,8 +19,8 @@ from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, a
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
-           'DenseOutput', 'DenseCLIP', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles', 'pretrained_file',
-           'save_bundle', 'openai_cfg_from_state', 'load_backbone', 'clipfss_info']
+           'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles',
+           'pretrained_file', 'save_bundle', 'openai_cfg_from_state', 'load_backbone', 'clipfss_info']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -183,19 +183,25 @@ class DenseCLIP(nn.Module):
         return f"DenseCLIP({self.name}: {self.n_blocks} blocks, width {self.width}, patch {self.patch_size}, embed {self.embed_dim}, {self.dtype})"
 
 # %% ../nbs/01_backbone.ipynb #5ba104cb
-def _pos_embed(self: DenseCLIP, grid: tuple[int, int], mode: str | None = None) -> torch.Tensor:
-    "Positional embedding (1+h*w, C) for an (h, w) patch grid."
-    mode = mode or self.interpolation
+def resize_pos_embed(table: torch.Tensor, # (1+gh*gw, C) positional embedding, CLS row first
+                     native: tuple[int, int], # (gh, gw) grid the table was trained on
+                     grid: tuple[int, int], # (h, w) grid wanted
+                     mode: str = 'bicubic', # 'bicubic' (CLIPSeg) or 'bilinear' (PI-CLIP)
+                    ) -> torch.Tensor: # (1+h*w, C), differentiable; `table` itself at the native grid
+    "Resize the patch rows of a positional-embedding table to another grid, keeping the CLS row."
     if mode not in ('bicubic', 'bilinear'): raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got {mode!r}")
-    table = self.visual.positional_embedding  # (1+g*g, C)
-    native = tuple(self.visual.grid_size)
-    if tuple(grid) == native: return table
+    if tuple(grid) == tuple(native): return table
+    rows = table[1:].reshape(1, *native, -1).permute(0, 3, 1, 2).float()  # (1, C, gh, gw)
+    rows = F.interpolate(rows, size=tuple(grid), mode=mode, align_corners=False)  # (1, C, h, w)
+    return torch.cat([table[:1], rows[0].permute(1, 2, 0).reshape(-1, rows.shape[1]).to(table.dtype)])
+
+def _pos_embed(self: DenseCLIP, grid: tuple[int, int], mode: str | None = None) -> torch.Tensor:
+    "Positional embedding (1+h*w, C) for an (h, w) patch grid (cached: the model is frozen)."
+    mode = mode or self.interpolation
+    table, native = self.visual.positional_embedding, tuple(self.visual.grid_size)  # (1+g*g, C)
+    if tuple(grid) == native: return resize_pos_embed(table, native, grid, mode)
     key = (tuple(grid), mode, table.dtype, table.device)
-    if key not in self._pos_cache:
-        cls_row, rows = table[:1], table[1:]
-        g = rows.reshape(1, *native, -1).permute(0, 3, 1, 2).float()  # (1, C, gh, gw)
-        g = F.interpolate(g, size=tuple(grid), mode=mode, align_corners=False)
-        self._pos_cache[key] = torch.cat([cls_row, g[0].permute(1, 2, 0).reshape(-1, g.shape[1]).to(table.dtype)])
+    if key not in self._pos_cache: self._pos_cache[key] = resize_pos_embed(table, native, grid, mode)
     return self._pos_cache[key]
 
 DenseCLIP.pos_embed = _pos_embed

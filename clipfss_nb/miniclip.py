@@ -11,26 +11,28 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 import open_clip
 from fastcore.script import call_parse
 from .core import CLIP_MEAN, CLIP_STD, image_to_tensor, normalize, seed_everything
-from .backbone import WordTokenizer, save_bundle, load_backbone, bundled_dir
+from .backbone import WordTokenizer, save_bundle, load_backbone, bundled_dir, resize_pos_embed
 from .shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, PLURALS, NUMBERS,
                                    CAPTION_TEMPLATES, caption_classes)
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'PROMPT_OF', 'PROMPT_WITHOUT', 'TRAIN_DEFAULTS', 'miniclip_corpus',
-           'miniclip_tokenizer', 'miniclip_config', 'build_miniclip', 'SceneBank', 'named_classes', 'scene_bank',
-           'caption_key', 'bank_batch', 'images_to_input', 'caption_targets', 'contrastive_loss', 'prompt_losses',
-           'lr_at', 'train_miniclip', 'encode_images', 'encode_prompts', 'average_precision', 'zero_shot_eval',
-           'model_card', 'save_miniclip', 'train_and_save', 'clipfss_train_miniclip']
+__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT', 'TRAIN_DEFAULTS',
+           'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip', 'SceneBank', 'named_classes',
+           'scene_bank', 'caption_key', 'bank_batch', 'images_to_input', 'encode_image_at', 'scheduled_side',
+           'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images',
+           'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save',
+           'clipfss_train_miniclip']
 
 # %% ../nbs/02a_miniclip.ipynb #961cc7e1
 MINICLIP_NAME = 'miniclip-shapeworld'
 MINICLIP_CFG = dict(
     embed_dim=128,
-    vision_cfg=dict(image_size=128, patch_size=8, width=64, layers=6, head_width=16, mlp_ratio=4.0),
+    vision_cfg=dict(image_size=128, patch_size=8, width=64, layers=6, head_width=32, mlp_ratio=4.0),
     text_cfg=dict(context_length=24, vocab_size=None, width=128, heads=4, layers=4),  # vocab_size set from the tokenizer
     quick_gelu=False,
 )
@@ -108,6 +110,34 @@ def images_to_input(images: torch.Tensor, # (B, 3, H, W) uint8
     "uint8 images -> normalised float model input."
     return normalize(images.float().div_(255), mean, std)
 
+# %% ../nbs/02a_miniclip.ipynb #4ccf7d20
+SIZE_SCHEDULE = ((0.5, 0.3), (0.75, 0.45), (1.0, 0.25))  # (fraction of the scene side, fraction of the steps), in training order
+
+def encode_image_at(model: open_clip.CLIP, # an open_clip CLIP with a ViT image tower
+                    pixels: torch.Tensor, # (B, 3, H, W) normalised; H, W at least one patch
+                    mode: str = 'bicubic', # positional-embedding resize mode
+                   ) -> torch.Tensor: # (B, D) image embeddings (not normalised)
+    "open_clip's `encode_image` at any input size, with the positional embedding resized to the grid (differentiably)."
+    v = model.visual
+    grid = tuple(s // p for s, p in zip(pixels.shape[-2:], v.patch_size))
+    if min(grid) < 1: raise ValueError(f"images must be at least {tuple(v.patch_size)} pixels, got {tuple(pixels.shape[-2:])}")
+    table = resize_pos_embed(v.positional_embedding, tuple(v.grid_size), grid, mode)  # (1+h*w, C)
+    return functional_call(v, {'positional_embedding': table}, (pixels,))
+
+def scheduled_side(step: int, steps: int, # current step (0-based) and total steps
+                   size: int, # full scene side in pixels
+                   schedule, # ((fraction of the side, fraction of the steps), ...) in training order
+                   patch: int = 8, # sides are rounded to a multiple of the patch size
+                  ) -> int:
+    "Input side at `step` under a progressive-resizing schedule."
+    if not schedule or abs(sum(f for _, f in schedule) - 1) > 1e-6 or any(f <= 0 or not 0 < s <= 1 for s, f in schedule):
+        raise ValueError(f"size_schedule must be ((side fraction in (0, 1], step fraction > 0), ...) with step fractions summing to 1, got {schedule!r}")
+    end = 0.
+    for scale, frac in schedule:
+        end += frac * steps
+        if step < end: break
+    return max(patch, round(size * scale / patch) * patch)
+
 # %% ../nbs/02a_miniclip.ipynb #3e076931
 def caption_targets(keys: list[str]) -> torch.Tensor: # (B, B), rows sum to 1
     "Contrastive targets: uniform over captions naming the same categories."
@@ -145,7 +175,7 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     if step < warmup: return lr * (step + 1) / warmup
     return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
-def train_miniclip(steps: int = 1200, # optimisation steps
+def train_miniclip(steps: int = 2400, # optimisation steps
                    batch_size: int = 64, # scenes per step
                    lr: float = 2e-3, # peak learning rate
                    weight_decay: float = 0.05, # AdamW weight decay
@@ -154,6 +184,7 @@ def train_miniclip(steps: int = 1200, # optimisation steps
                    size: int = 128, # scene size
                    bank: int = 32000, # training scenes generated up front
                    negation_weight: float = 0.5, # weight of the negation loss
+                   size_schedule=SIZE_SCHEDULE, # progressive resizing: ((side fraction, step fraction), ...)
                    cfg: dict | None = None, # model config (default: `miniclip_config`)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
                    workers: int = 2, # processes generating the bank
@@ -175,11 +206,14 @@ def train_miniclip(steps: int = 1200, # optimisation steps
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.98), eps=1e-6)
     prompts = tok([PROMPT_OF.format(n) for n in SHAPEWORLD_CLASSES] + [PROMPT_WITHOUT.format(n) for n in SHAPEWORLD_CLASSES])
     rng, C = np.random.default_rng([seed, 1]), len(SHAPEWORLD_CLASSES)
+    scheduled_side(0, steps, size, size_schedule)  # validates the schedule before any work
     hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
     for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
         images, caps, named = bank_batch(scenes, rng, batch_size)
-        img = F.normalize(model.encode_image(images_to_input(images)), dim=-1)
+        x, side = images_to_input(images), scheduled_side(step, steps, size, size_schedule, model.visual.patch_size[0])
+        if side != x.shape[-1]: x = F.interpolate(x, size=(side, side), mode='bilinear', antialias=True, align_corners=False)
+        img = F.normalize(encode_image_at(model, x), dim=-1)  # (B, D)
         txt = F.normalize(model.encode_text(tok(caps)), dim=-1)
         pt = F.normalize(model.encode_text(prompts), dim=-1)  # (2C, D)
         scale = model.logit_scale.exp()
@@ -269,6 +303,7 @@ Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['i
 - losses (text supervision only, no mask): CLIP's symmetric contrastive loss with targets uniform over captions naming the same categories;
   the image against the 20 prompts "a photo of a {{c}}." (targets uniform over the classes its caption names); {train_args['negation_weight']} x the per-class
   "a photo of a {{c}}." vs "a photo without a {{c}}." loss
+- progressive resizing: (side fraction, step fraction) = {train_args.get('size_schedule')}: the scenes are shrunk (antialiased) for the first stages and the positional embedding resized to the grid
 - optimiser: AdamW (betas 0.9/0.98, weight decay {train_args['weight_decay']}), peak lr {train_args['lr']}, {train_args['warmup']} warm-up steps, cosine decay
 - training time: {hist['train_seconds'] / 60:.1f} min on a 2-core CPU (torch {torch.__version__}, 2 threads), of which {hist['bank_seconds']:.0f} s generating the scenes; final loss {hist['loss'][-1]:.3f}
 
@@ -293,7 +328,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=1200, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5)
+TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)
