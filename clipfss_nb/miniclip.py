@@ -193,6 +193,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                    verbose: bool = True,
                   ) -> tuple[open_clip.CLIP, WordTokenizer, dict]:
     "Train MiniCLIP contrastively on ShapeWorld captions; returns (model, tokenizer, history)."
+    scheduled_side(0, steps, size, size_schedule)  # validates the schedule before the bank is generated
     if threads: torch.set_num_threads(threads)
     t0 = time.perf_counter()
     scenes = scene_bank(bank, seed, size, workers=workers)
@@ -206,7 +207,6 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.98), eps=1e-6)
     prompts = tok([PROMPT_OF.format(n) for n in SHAPEWORLD_CLASSES] + [PROMPT_WITHOUT.format(n) for n in SHAPEWORLD_CLASSES])
     rng, C = np.random.default_rng([seed, 1]), len(SHAPEWORLD_CLASSES)
-    scheduled_side(0, steps, size, size_schedule)  # validates the schedule before any work
     hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
     for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)

@@ -108,3 +108,8 @@ def test_shipped_quality_bar():
     bb = load_backbone(MINICLIP_NAME, device='cpu')
     r = zero_shot_eval(bb.clip, bb.tokenizer)
     assert r['top1'] >= 0.90, r['top1']
+
+
+def test_bad_size_schedule_fails_before_any_work():
+    with pytest.raises(ValueError, match='summing to 1'):
+        train_miniclip(steps=2, bank=10**9, size_schedule=((0.5, 0.5),), verbose=False)  # a 10^9-scene bank would never finish
