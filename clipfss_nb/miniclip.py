@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 import open_clip
-from fastcore.script import call_parse
+from open_clip.pos_embed import get_2d_sincos_pos_embed
+from fastcore.script import call_parse, store_true
 from .core import CLIP_MEAN, CLIP_STD, image_to_tensor, normalize, seed_everything
 from .backbone import WordTokenizer, save_bundle, load_backbone, bundled_dir, resize_pos_embed
 from .shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, PLURALS, NUMBERS,
@@ -21,12 +22,13 @@ from .shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, PLURA
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT', 'TRAIN_DEFAULTS',
-           'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip', 'SceneBank', 'named_classes',
-           'scene_bank', 'caption_key', 'bank_batch', 'images_to_input', 'encode_image_at', 'scheduled_side',
-           'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images',
-           'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save',
-           'clipfss_train_miniclip']
+__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'MIMETIC', 'SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT',
+           'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip',
+           'low_rank_factors', 'mimetic_attention_init_', 'sincos_position_init_', 'init_miniclip_', 'SceneBank',
+           'named_classes', 'scene_bank', 'caption_key', 'bank_batch', 'images_to_input', 'encode_image_at',
+           'scheduled_side', 'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip',
+           'encode_images', 'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip',
+           'train_and_save', 'clipfss_train_miniclip']
 
 # %% ../nbs/02a_miniclip.ipynb #961cc7e1
 MINICLIP_NAME = 'miniclip-shapeworld'
@@ -57,6 +59,58 @@ def build_miniclip(cfg: dict) -> open_clip.CLIP:
     "An untrained `open_clip.CLIP` from a config dict."
     c = dict(cfg)
     return open_clip.CLIP(embed_dim=c['embed_dim'], vision_cfg=c['vision_cfg'], text_cfg=c['text_cfg'], quick_gelu=c.get('quick_gelu', False))
+
+# %% ../nbs/02a_miniclip.ipynb #054edead
+MIMETIC = (0.7, 0.7, 0.4, 0.4)  # (alpha_qk, beta_qk, alpha_vo, beta_vo) of `mimetic_attention_init_`
+
+def low_rank_factors(m: torch.Tensor, # (d, d) target product
+                     rank: int, # columns of each factor
+                    ) -> tuple[torch.Tensor, torch.Tensor]: # (d, rank), (d, rank)
+    "Factors `a, b` with `a @ b.T` the best rank-`rank` approximation of `m` (truncated SVD, singular values split evenly)."
+    u, s, vh = torch.linalg.svd(m)
+    root = s[:rank].sqrt()
+    return u[:, :rank] * root, vh[:rank].T * root
+
+@torch.no_grad()
+def mimetic_attention_init_(blocks, # open_clip `ResidualAttentionBlock`s
+                            alpha_qk: float = MIMETIC[0], beta_qk: float = MIMETIC[1], # W_q^T W_k ≈ alpha_qk Z + beta_qk I, per head
+                            alpha_vo: float = MIMETIC[2], beta_vo: float = MIMETIC[3], # W_o W_v ≈ alpha_vo Z - beta_vo I
+                            generator: torch.Generator | None = None, # draws the random Z
+                           ):
+    "Mimetic initialisation (Trockman & Kolter, ICML 2023): attention weights shaped like those of a trained ViT."
+    for block in blocks:
+        attn = block.attn
+        d, heads = attn.embed_dim, attn.num_heads
+        k = d // heads
+        w = attn.in_proj_weight  # (3d, d): the rows of W_q, W_k, W_v
+        noise = lambda: torch.randn(d, d, generator=generator) / math.sqrt(d)  # Z: (d, d), entries of variance 1/d
+        for h in range(heads):
+            q, kk = low_rank_factors(alpha_qk * noise() + beta_qk * torch.eye(d), k)  # (d, k) each
+            w[h * k:(h + 1) * k] = q.T
+            w[d + h * k:d + (h + 1) * k] = kk.T
+        o, v = low_rank_factors(alpha_vo * noise() - beta_vo * torch.eye(d), d)  # (d, d) each
+        w[2 * d:] = v.T
+        attn.out_proj.weight.copy_(o)
+
+@torch.no_grad()
+def sincos_position_init_(visual, # open_clip `VisionTransformer` with a learned positional table
+                          scale: float = 0.5, # multiplies the unit-amplitude sin-cos table
+                         ):
+    "Start the learned positional table at a 2-D sin-cos table (the class token's row at 0); it stays trainable."
+    gh, gw = visual.grid_size
+    if gh != gw: raise ValueError(f"sincos_position_init_ needs a square token grid, got {gh} x {gw}: build the model with a square image_size")
+    table = get_2d_sincos_pos_embed(visual.positional_embedding.shape[1], visual.grid_size[0], cls_token=True)  # (1 + N, width)
+    visual.positional_embedding.copy_(torch.from_numpy(table).float() * scale)
+
+def init_miniclip_(model: open_clip.CLIP, # freshly built MiniCLIP
+                   seed: int = 0, # seed of the mimetic noise
+                   mimetic: tuple | None = MIMETIC, # (alpha_qk, beta_qk, alpha_vo, beta_vo); None keeps open_clip's init
+                   position_scale: float = 0.5, # sin-cos start of the image positions; 0 keeps open_clip's init
+                  ) -> open_clip.CLIP:
+    "MiniCLIP's training start: mimetic attention and sin-cos positions in the image tower (the text tower keeps open_clip's init)."
+    if mimetic: mimetic_attention_init_(model.visual.transformer.resblocks, *mimetic, generator=torch.Generator().manual_seed(seed))
+    if position_scale: sincos_position_init_(model.visual, position_scale)
+    return model
 
 # %% ../nbs/02a_miniclip.ipynb #c4da598a
 @dataclass
@@ -185,6 +239,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                    bank: int = 32000, # training scenes generated up front
                    negation_weight: float = 0.5, # weight of the negation loss
                    size_schedule=SIZE_SCHEDULE, # progressive resizing: ((side fraction, step fraction), ...)
+                   mimetic_init: bool = False, # start from `init_miniclip_` (faster short runs; no gain at 2400 steps)
                    cfg: dict | None = None, # model config (default: `miniclip_config`)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
                    workers: int = 2, # processes generating the bank
@@ -202,6 +257,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     tok = miniclip_tokenizer()
     cfg = cfg or miniclip_config(tok)
     model = build_miniclip(cfg).train()
+    if mimetic_init: init_miniclip_(model, seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and 'embedding' not in n)]
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.98), eps=1e-6)
@@ -296,7 +352,7 @@ For teaching and testing the few-shot segmentation methods of `clipfss_nb` offli
 Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
 
 ## Training
-- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}`
+- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}`
 - arguments: `{json.dumps(train_args)}`
 - data: scenes 0..{train_args['bank'] - 1} of `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')`, generated once;
   batches of {train_args['batch_size']} drawn at random, rotated by k·90° and mirrored, one caption per scene (5% pure negative captions "a photo without a X.")
@@ -304,6 +360,7 @@ Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['i
   the image against the 20 prompts "a photo of a {{c}}." (targets uniform over the classes its caption names); {train_args['negation_weight']} x the per-class
   "a photo of a {{c}}." vs "a photo without a {{c}}." loss
 - progressive resizing: (side fraction, step fraction) = {train_args.get('size_schedule')}: the scenes are shrunk (antialiased) for the first stages and the positional embedding resized to the grid
+- initialisation: {'mimetic attention and sin-cos positions in the image tower (`init_miniclip_`)' if train_args.get('mimetic_init') else 'open_clip defaults'}
 - optimiser: AdamW (betas 0.9/0.98, weight decay {train_args['weight_decay']}), peak lr {train_args['lr']}, {train_args['warmup']} warm-up steps, cosine decay
 - training time: {hist['train_seconds'] / 60:.1f} min on a 2-core CPU (torch {torch.__version__}, 2 threads), of which {hist['bank_seconds']:.0f} s generating the scenes; final loss {hist['loss'][-1]:.3f}
 
@@ -328,7 +385,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE)
+TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)
@@ -357,6 +414,7 @@ def clipfss_train_miniclip(out: str = 'clipfss_nb/assets/miniclip-shapeworld', #
                            seed: int = TRAIN_DEFAULTS['seed'], # model init and world seed
                            threads: int = 2, # torch CPU threads
                            eval_every: int = 0, # print a quick zero-shot top-1 every this many steps
+                           mimetic_init: store_true = False, # start from mimetic attention and sin-cos positions
                           ):
     "Train MiniCLIP on ShapeWorld-5i captions and write the bundle (reproduces the shipped checkpoint with the defaults)."
-    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init)

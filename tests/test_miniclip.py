@@ -113,3 +113,12 @@ def test_shipped_quality_bar():
 def test_bad_size_schedule_fails_before_any_work():
     with pytest.raises(ValueError, match='summing to 1'):
         train_miniclip(steps=2, bank=10**9, size_schedule=((0.5, 0.5),), verbose=False)  # a 10^9-scene bank would never finish
+
+
+def test_model_card_records_the_initialisation():
+    from clipfss_nb.miniclip import TRAIN_DEFAULTS, model_card
+    cfg = miniclip_config(miniclip_tokenizer())
+    hist, metrics = dict(train_seconds=60., bank_seconds=5., loss=[1.0]), dict(top1=0.5, mAP=0.5)
+    plain, mimetic = (model_card(cfg, hist, metrics, TRAIN_DEFAULTS | dict(mimetic_init=m)) for m in (False, True))
+    assert '--mimetic_init' not in plain and 'open_clip defaults' in plain
+    assert '--seed 0 --mimetic_init`' in mimetic and 'mimetic attention' in mimetic
