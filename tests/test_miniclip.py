@@ -122,3 +122,14 @@ def test_model_card_records_the_initialisation():
     plain, mimetic = (model_card(cfg, hist, metrics, TRAIN_DEFAULTS | dict(mimetic_init=m)) for m in (False, True))
     assert '--mimetic_init' not in plain and 'open_clip defaults' in plain
     assert '--seed 0 --mimetic_init`' in mimetic and 'mimetic attention' in mimetic
+
+
+def test_cli_flag_reaches_training(monkeypatch, tmp_path):
+    from fastcore.script import anno_parser
+    import clipfss_nb.miniclip as mc
+    seen = {}
+    monkeypatch.setattr(mc, 'train_and_save', lambda out, eval_every, **kw: seen.update(kw))
+    for argv, expected in ((['--mimetic_init'], True), ([], False)):
+        args = anno_parser(mc.clipfss_train_miniclip).parse_args(['--out', str(tmp_path)] + argv)
+        mc.clipfss_train_miniclip(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})  # parser-only options
+        assert seen['mimetic_init'] is expected and seen['steps'] == mc.TRAIN_DEFAULTS['steps']
