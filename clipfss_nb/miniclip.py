@@ -99,7 +99,7 @@ def sincos_position_init_(visual, # open_clip `VisionTransformer` with a learned
     "Start the learned positional table at a 2-D sin-cos table (the class token's row at 0); it stays trainable."
     gh, gw = visual.grid_size
     if gh != gw: raise ValueError(f"sincos_position_init_ needs a square token grid, got {gh} x {gw}: build the model with a square image_size")
-    table = get_2d_sincos_pos_embed(visual.positional_embedding.shape[1], visual.grid_size[0], cls_token=True)  # (1 + N, width)
+    table = get_2d_sincos_pos_embed(visual.positional_embedding.shape[1], gh, cls_token=True)  # (1 + N, width)
     visual.positional_embedding.copy_(torch.from_numpy(table).float() * scale)
 
 def init_miniclip_(model: open_clip.CLIP, # freshly built MiniCLIP
