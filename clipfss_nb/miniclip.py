@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt
 __all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'MIMETIC', 'SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT',
            'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip',
            'low_rank_factors', 'mimetic_attention_init_', 'sincos_position_init_', 'init_miniclip_', 'SceneBank',
-           'named_classes', 'scene_bank', 'caption_key', 'bank_batch', 'images_to_input', 'encode_image_at',
-           'scheduled_side', 'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip',
-           'encode_images', 'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip',
-           'train_and_save', 'clipfss_train_miniclip']
+           'object_boxes', 'named_classes', 'scene_bank', 'caption_key', 'object_windows', 'object_crops', 'bank_batch',
+           'images_to_input', 'encode_image_at', 'scheduled_side', 'caption_targets', 'contrastive_loss',
+           'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images', 'encode_prompts', 'average_precision',
+           'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save', 'clipfss_train_miniclip']
 
 # %% ../nbs/02a_miniclip.ipynb #961cc7e1
 MINICLIP_NAME = 'miniclip-shapeworld'
@@ -115,16 +115,27 @@ def init_miniclip_(model: open_clip.CLIP, # freshly built MiniCLIP
 # %% ../nbs/02a_miniclip.ipynb #c4da598a
 @dataclass
 class SceneBank:
-    "Training scenes generated once: images, captions, and the classes the first caption names."
+    "Training scenes generated once: images, captions, the classes the first caption names, and the box around the objects."
     images: np.ndarray # (N, H, W, 3) uint8
     captions: list # N lists of captions
     named: np.ndarray # (N, 20) float32, 1 where the scene's first caption names the class
+    boxes: np.ndarray # (N, 4) int16: (y0, y1, x0, x1), the smallest box holding every object of the scene
     def __len__(self): return len(self.images)
+
+def object_boxes(instances: np.ndarray, # (N, H, W) instance ids, 0 = background
+                ) -> np.ndarray: # (N, 4) int16 (y0, y1, x0, x1); the whole image for a scene without objects
+    "The smallest box around all objects of each scene (end-exclusive)."
+    N, H, W = instances.shape
+    out = np.tile(np.array([0, H, 0, W], np.int16), (N, 1))
+    for i, inst in enumerate(instances):
+        rows, cols = np.flatnonzero(inst.any(1)), np.flatnonzero(inst.any(0))
+        if len(rows): out[i] = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return out
 
 def _bank_part(args):
     size, seed, split, start, stop = args
     b = ShapeWorld(size, seed, split).batch(range(start, stop))
-    return b['image'], [list(c) for c in b['captions']]
+    return b['image'], [list(c) for c in b['captions']], object_boxes(b['instances'])
 
 def named_classes(captions: list) -> np.ndarray: # (N, 20) float32
     "Classes named by the first caption of each scene (every caption but the last names all objects)."
@@ -141,20 +152,50 @@ def scene_bank(n: int, # scenes
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool: res = list(pool.map(_bank_part, parts))
     else: res = [_bank_part(p) for p in parts]
-    captions = [c for _, caps in res for c in caps]
-    return SceneBank(np.concatenate([im for im, _ in res]), captions, named_classes(captions))
+    captions = [c for _, caps, _ in res for c in caps]
+    return SceneBank(np.concatenate([r[0] for r in res]), captions, named_classes(captions), np.concatenate([r[2] for r in res]))
 
 def caption_key(caption: str) -> str:
     "The set of categories a caption names as present (or, for a pure negative, as absent), as a string."
     pos, neg = caption_classes(caption)
     return ','.join(map(str, sorted(pos))) if pos else '-' + ','.join(map(str, sorted(neg)))
 
+def object_windows(boxes: np.ndarray, # (B, 4) (y0, y1, x0, x1) object boxes
+                   side: int, # smallest window side
+                   size: int, # scene side
+                   rng: np.random.Generator,
+                  ) -> np.ndarray: # (B, 3) int (top, left, window side)
+    "Random square windows holding each box: `side` wide where the box fits, else as small as the box allows."
+    out = np.zeros((len(boxes), 3), int)
+    for i, (y0, y1, x0, x1) in enumerate(boxes.astype(int)):
+        w = min(size, max(side, y1 - y0, x1 - x0))
+        top = rng.integers(max(0, y1 - w), min(y0, size - w) + 1)
+        left = rng.integers(max(0, x1 - w), min(x0, size - w) + 1)
+        out[i] = top, left, w
+    return out
+
+def object_crops(images: np.ndarray, # (B, H, W, 3) uint8 scenes
+                 boxes: np.ndarray, # (B, 4) their object boxes
+                 side: int, # output side
+                 rng: np.random.Generator,
+                ) -> torch.Tensor: # (B, 3, side, side) uint8
+    "Each scene cut to a random window holding all its objects, shrunk (antialiased) only where the window exceeds `side`."
+    out = []
+    for im, (top, left, w) in zip(images, object_windows(boxes, side, images.shape[1], rng)):
+        x = torch.from_numpy(im[top:top + w, left:left + w]).permute(2, 0, 1)[None]  # (1, 3, w, w)
+        if w != side: x = F.interpolate(x.float(), size=(side, side), mode='bilinear', antialias=True, align_corners=False).round_().clamp_(0, 255).byte()
+        out.append(x)
+    return torch.cat(out)
+
 def bank_batch(bank: SceneBank, rng: np.random.Generator, batch_size: int,
+               side: int | None = None, # crop the scenes around their objects to this side (None: whole scenes)
                p_negative: float = 0.05, # chance of the pure negative caption
               ) -> tuple[torch.Tensor, list[str], torch.Tensor]: # images (B,3,H,W) uint8, captions, named (B,20)
     "A random batch, rotated by k·90° and maybe mirrored, with one caption per scene."
     idx = rng.integers(0, len(bank), batch_size)
-    x = torch.rot90(torch.from_numpy(bank.images[idx]).permute(0, 3, 1, 2), int(rng.integers(4)), (2, 3))
+    if side is None or side >= bank.images.shape[1]: x = torch.from_numpy(bank.images[idx]).permute(0, 3, 1, 2)
+    else: x = object_crops(bank.images[idx], bank.boxes[idx], side, rng)
+    x = torch.rot90(x, int(rng.integers(4)), (2, 3))
     if rng.random() < 0.5: x = x.flip(3)
     caps = [c[-1] if rng.random() < p_negative else c[rng.integers(len(c) - 1)] for c in (bank.captions[i] for i in idx)]
     return x.contiguous(), caps, torch.from_numpy(bank.named[idx])
@@ -240,6 +281,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                    negation_weight: float = 0.5, # weight of the negation loss
                    size_schedule=SIZE_SCHEDULE, # progressive resizing: ((side fraction, step fraction), ...)
                    mimetic_init: bool = False, # start from `init_miniclip_` (faster short runs; no gain at 2400 steps)
+                   crop_to_objects: bool = True, # smaller stages: windows cut around the objects (False: whole scenes shrunk)
                    cfg: dict | None = None, # model config (default: `miniclip_config`)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
                    workers: int = 2, # processes generating the bank
@@ -266,8 +308,9 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
     for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
-        images, caps, named = bank_batch(scenes, rng, batch_size)
-        x, side = images_to_input(images), scheduled_side(step, steps, size, size_schedule, model.visual.patch_size[0])
+        side = scheduled_side(step, steps, size, size_schedule, model.visual.patch_size[0])
+        images, caps, named = bank_batch(scenes, rng, batch_size, side if crop_to_objects else None)
+        x = images_to_input(images)
         if side != x.shape[-1]: x = F.interpolate(x, size=(side, side), mode='bilinear', antialias=True, align_corners=False)
         img = F.normalize(encode_image_at(model, x), dim=-1)  # (B, D)
         txt = F.normalize(model.encode_text(tok(caps)), dim=-1)
@@ -352,14 +395,14 @@ For teaching and testing the few-shot segmentation methods of `clipfss_nb` offli
 Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
 
 ## Training
-- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}`
+- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}{'' if train_args.get('crop_to_objects', True) else ' --shrink_scenes'}`
 - arguments: `{json.dumps(train_args)}`
 - data: scenes 0..{train_args['bank'] - 1} of `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')`, generated once;
   batches of {train_args['batch_size']} drawn at random, rotated by k·90° and mirrored, one caption per scene (5% pure negative captions "a photo without a X.")
 - losses (text supervision only, no mask): CLIP's symmetric contrastive loss with targets uniform over captions naming the same categories;
   the image against the 20 prompts "a photo of a {{c}}." (targets uniform over the classes its caption names); {train_args['negation_weight']} x the per-class
   "a photo of a {{c}}." vs "a photo without a {{c}}." loss
-- progressive resizing: (side fraction, step fraction) = {train_args.get('size_schedule')}: the scenes are shrunk (antialiased) for the first stages and the positional embedding resized to the grid
+- progressive resizing: (side fraction, step fraction) = {train_args.get('size_schedule')}: {"in the smaller stages each scene is cut to a random square window holding all of its objects (at the scene's own scale where they fit, shrunk just enough where they do not; the box only keeps the caption true and enters no loss)" if train_args.get('crop_to_objects', True) else 'the scenes are shrunk (antialiased) for the first stages'}, and the positional embedding resized to the grid
 - initialisation: {'mimetic attention and sin-cos positions in the image tower (`init_miniclip_`)' if train_args.get('mimetic_init') else 'open_clip defaults'}
 - optimiser: AdamW (betas 0.9/0.98, weight decay {train_args['weight_decay']}), peak lr {train_args['lr']}, {train_args['warmup']} warm-up steps, cosine decay
 - training time: {hist['train_seconds'] / 60:.1f} min on a 2-core CPU (torch {torch.__version__}, 2 threads), of which {hist['bank_seconds']:.0f} s generating the scenes; final loss {hist['loss'][-1]:.3f}
@@ -385,7 +428,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False)
+TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False, crop_to_objects=True)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)
@@ -415,6 +458,7 @@ def clipfss_train_miniclip(out: str = 'clipfss_nb/assets/miniclip-shapeworld', #
                            threads: int = 2, # torch CPU threads
                            eval_every: int = 0, # print a quick zero-shot top-1 every this many steps
                            mimetic_init: store_true = False, # start from mimetic attention and sin-cos positions
+                           shrink_scenes: store_true = False, # smaller stages shrink whole scenes instead of cropping around the objects
                           ):
     "Train MiniCLIP on ShapeWorld-5i captions and write the bundle (reproduces the shipped checkpoint with the defaults)."
-    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init)
+    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init, crop_to_objects=not shrink_scenes)
