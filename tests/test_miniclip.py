@@ -139,3 +139,12 @@ def test_cli_flag_reaches_training(monkeypatch, tmp_path):
         args = anno_parser(mc.clipfss_train_miniclip).parse_args(['--out', str(tmp_path)] + argv)
         mc.clipfss_train_miniclip(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})  # parser-only options
         assert seen['mimetic_init'] is mimetic and seen['crop_to_objects'] is crops and seen['steps'] == mc.TRAIN_DEFAULTS['steps']
+
+
+def test_crops_reach_training():
+    tok = miniclip_tokenizer()
+    kw = dict(steps=1, batch_size=8, lr=1e-3, warmup=1, log_every=1, size=64, bank=16, workers=1, cfg=tiny_cfg(tok), verbose=False)
+    losses = {c: train_miniclip(**kw, crop_to_objects=c)[2]['loss'] for c in (True, False)}
+    assert losses[True] != losses[False]  # the first stage (32 px) sees crops in one run, shrunk scenes in the other
+    full = {c: train_miniclip(**kw, crop_to_objects=c, size_schedule=((1.0, 1.0),))[2]['loss'] for c in (True, False)}
+    assert full[True] == full[False]  # at the full side there is nothing to crop
