@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 import open_clip
+from open_clip.transformer import PatchDropout, text_global_pool
 from open_clip.pos_embed import get_2d_sincos_pos_embed
 from fastcore.script import call_parse, store_true
 from .core import CLIP_MEAN, CLIP_STD, image_to_tensor, normalize, seed_everything
@@ -26,9 +27,10 @@ __all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'MIMETIC', 'SIZE_SCHE
            'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip',
            'low_rank_factors', 'mimetic_attention_init_', 'sincos_position_init_', 'init_miniclip_', 'SceneBank',
            'object_boxes', 'named_classes', 'scene_bank', 'caption_key', 'object_windows', 'object_crops', 'bank_batch',
-           'images_to_input', 'encode_image_at', 'scheduled_side', 'caption_targets', 'contrastive_loss',
-           'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images', 'encode_prompts', 'average_precision',
-           'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save', 'clipfss_train_miniclip']
+           'images_to_input', 'encode_image_at', 'encode_text_trimmed', 'set_patch_dropout', 'scheduled_side',
+           'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images',
+           'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save',
+           'clipfss_train_miniclip']
 
 # %% ../nbs/02a_miniclip.ipynb #961cc7e1
 MINICLIP_NAME = 'miniclip-shapeworld'
@@ -219,6 +221,26 @@ def encode_image_at(model: open_clip.CLIP, # an open_clip CLIP with a ViT image 
     table = resize_pos_embed(v.positional_embedding, tuple(v.grid_size), grid, mode)  # (1+h*w, C)
     return functional_call(v, {'positional_embedding': table}, (pixels,))
 
+def encode_text_trimmed(model: open_clip.CLIP, # an open_clip CLIP with its own text tower (pooled at the EOT token)
+                        ids: torch.Tensor, # (B, L) token ids, 0 = padding
+                       ) -> torch.Tensor: # (B, D) text embeddings (not normalised), equal to `model.encode_text(ids)`
+    "open_clip's `encode_text` run over the first positions only, up to the batch's longest text: the causal mask makes the rest padding."
+    if model.text_pool_type not in ('argmax', 'eos', 'first'): raise ValueError(f"encode_text_trimmed needs a text tower pooled at a token, not {model.text_pool_type!r}")
+    n = max(1, int((ids != 0).sum(1).max()))
+    ids = ids[:, :n]  # (B, n)
+    x = model.token_embedding(ids) + model.positional_embedding[:n]  # (B, n, W)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+    x = text_global_pool(x, ids, model.text_pool_type, eos_token_id=getattr(model, 'text_eos_id', None))  # (B, W)
+    return model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+
+def set_patch_dropout(model: open_clip.CLIP, # an open_clip CLIP with a ViT image tower
+                      fraction: float, # share of the patch tokens dropped at random in training forward passes; 0 keeps them all
+                     ) -> open_clip.CLIP:
+    "Switch FLIP-style patch dropout (open_clip's `PatchDropout`, class token kept) on or off; eval-mode passes always see every token."
+    if not 0 <= fraction < 1: raise ValueError(f"patch dropout must be in [0, 1), got {fraction}")
+    model.visual.patch_dropout = PatchDropout(fraction) if fraction else torch.nn.Identity()
+    return model
+
 def scheduled_side(step: int, steps: int, # current step (0-based) and total steps
                    size: int, # full scene side in pixels
                    schedule, # ((fraction of the side, fraction of the steps), ...) in training order
@@ -282,6 +304,8 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                    size_schedule=SIZE_SCHEDULE, # progressive resizing: ((side fraction, step fraction), ...)
                    mimetic_init: bool = False, # start from `init_miniclip_` (faster short runs; no gain at 2400 steps)
                    crop_to_objects: bool = True, # smaller stages: windows cut around the objects (False: whole scenes shrunk)
+                   patch_dropout: float = 0., # share of the patch tokens each training pass drops at random (FLIP; 0: none)
+                   unmasked_tail: float = 0.05, # share of the steps, at the end, that see every token
                    cfg: dict | None = None, # model config (default: `miniclip_config`)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
                    workers: int = 2, # processes generating the bank
@@ -291,6 +315,8 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                   ) -> tuple[open_clip.CLIP, WordTokenizer, dict]:
     "Train MiniCLIP contrastively on ShapeWorld captions; returns (model, tokenizer, history)."
     scheduled_side(0, steps, size, size_schedule)  # validates the schedule before the bank is generated
+    if not 0 <= patch_dropout < 1 or not 0 <= unmasked_tail <= 1:
+        raise ValueError(f"patch_dropout must be in [0, 1) and unmasked_tail in [0, 1], got {patch_dropout} and {unmasked_tail}")
     if threads: torch.set_num_threads(threads)
     t0 = time.perf_counter()
     scenes = scene_bank(bank, seed, size, workers=workers)
@@ -306,15 +332,17 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     prompts = tok([PROMPT_OF.format(n) for n in SHAPEWORLD_CLASSES] + [PROMPT_WITHOUT.format(n) for n in SHAPEWORLD_CLASSES])
     rng, C = np.random.default_rng([seed, 1]), len(SHAPEWORLD_CLASSES)
     hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
+    unmasked_from = steps - round(unmasked_tail * steps)
     for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
+        if step in (0, unmasked_from): set_patch_dropout(model, patch_dropout if step < unmasked_from else 0.)
         side = scheduled_side(step, steps, size, size_schedule, model.visual.patch_size[0])
         images, caps, named = bank_batch(scenes, rng, batch_size, side if crop_to_objects else None)
         x = images_to_input(images)
         if side != x.shape[-1]: x = F.interpolate(x, size=(side, side), mode='bilinear', antialias=True, align_corners=False)
         img = F.normalize(encode_image_at(model, x), dim=-1)  # (B, D)
-        txt = F.normalize(model.encode_text(tok(caps)), dim=-1)
-        pt = F.normalize(model.encode_text(prompts), dim=-1)  # (2C, D)
+        txt = F.normalize(encode_text_trimmed(model, tok(caps)), dim=-1)  # (B, D)
+        pt = F.normalize(encode_text_trimmed(model, prompts), dim=-1)  # (2C, D)
         scale = model.logit_scale.exp()
         cls, neg = prompt_losses(img, pt[:C], pt[C:], scale, named)
         loss = contrastive_loss(img, txt, scale, caption_targets([caption_key(c) for c in caps])) + cls + negation_weight * neg
@@ -328,7 +356,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
             if verbose: print(f"step {step + 1}/{steps} loss {hist['loss'][-1]:.3f} {hist['seconds'][-1]:.0f}s", flush=True)
             if callback: callback(step + 1, model, hist)
     hist['train_seconds'] = time.perf_counter() - t0
-    return model.eval(), tok, hist
+    return set_patch_dropout(model, 0.).eval(), tok, hist
 
 # %% ../nbs/02a_miniclip.ipynb #f510804a
 @torch.no_grad()
@@ -379,6 +407,12 @@ def zero_shot_eval(model: open_clip.CLIP, tokenizer, # the model and its tokeniz
     return out
 
 # %% ../nbs/02a_miniclip.ipynb #a7b9f5bc
+def _patch_dropout_line(train_args: dict) -> str:
+    p, tail = train_args.get('patch_dropout', 0.), train_args.get('unmasked_tail', 0.)
+    if not p: return 'none: every training pass sees every token'
+    return (f"each training pass drops {p:.0%} of the patch tokens at random (FLIP; the class token kept), the last {tail:.0%} of the steps "
+            "see every token; test-time passes never drop tokens")
+
 def model_card(cfg: dict, hist: dict, metrics: dict, train_args: dict) -> str:
     "The MODEL_CARD.md text for a trained MiniCLIP."
     per = ', '.join(f"{n} {a:.2f}" for n, a in zip(SHAPEWORLD_CLASSES, metrics.get('top1_per_class', [])))
@@ -395,7 +429,7 @@ For teaching and testing the few-shot segmentation methods of `clipfss_nb` offli
 Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
 
 ## Training
-- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}{'' if train_args.get('crop_to_objects', True) else ' --shrink_scenes'}`
+- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}{'' if train_args.get('crop_to_objects', True) else ' --shrink_scenes'}{f" --patch_dropout {train_args.get('patch_dropout', 0.)}" if train_args.get('patch_dropout', 0.) != TRAIN_DEFAULTS['patch_dropout'] else ''}`
 - arguments: `{json.dumps(train_args)}`
 - data: scenes 0..{train_args['bank'] - 1} of `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')`, generated once;
   batches of {train_args['batch_size']} drawn at random, rotated by k·90° and mirrored, one caption per scene (5% pure negative captions "a photo without a X.")
@@ -403,6 +437,7 @@ Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['i
   the image against the 20 prompts "a photo of a {{c}}." (targets uniform over the classes its caption names); {train_args['negation_weight']} x the per-class
   "a photo of a {{c}}." vs "a photo without a {{c}}." loss
 - progressive resizing: (side fraction, step fraction) = {train_args.get('size_schedule')}: {"in the smaller stages each scene is cut to a random square window holding all of its objects (at the scene's own scale where they fit, shrunk just enough where they do not; the box only keeps the caption true and enters no loss)" if train_args.get('crop_to_objects', True) else 'the scenes are shrunk (antialiased) for the first stages'}, and the positional embedding resized to the grid
+- patch dropout: {_patch_dropout_line(train_args)}
 - initialisation: {'mimetic attention and sin-cos positions in the image tower (`init_miniclip_`)' if train_args.get('mimetic_init') else 'open_clip defaults'}
 - optimiser: AdamW (betas 0.9/0.98, weight decay {train_args['weight_decay']}), peak lr {train_args['lr']}, {train_args['warmup']} warm-up steps, cosine decay
 - training time: {hist['train_seconds'] / 60:.1f} min on a 2-core CPU (torch {torch.__version__}, 2 threads), of which {hist['bank_seconds']:.0f} s generating the scenes; final loss {hist['loss'][-1]:.3f}
@@ -428,7 +463,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False, crop_to_objects=True)
+TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False, crop_to_objects=True, patch_dropout=0.0, unmasked_tail=0.05)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)
@@ -459,6 +494,8 @@ def clipfss_train_miniclip(out: str = 'clipfss_nb/assets/miniclip-shapeworld', #
                            eval_every: int = 0, # print a quick zero-shot top-1 every this many steps
                            mimetic_init: store_true = False, # start from mimetic attention and sin-cos positions
                            shrink_scenes: store_true = False, # smaller stages shrink whole scenes instead of cropping around the objects
+                           patch_dropout: float = TRAIN_DEFAULTS['patch_dropout'], # share of patch tokens dropped per training pass (0: none)
                           ):
     "Train MiniCLIP on ShapeWorld-5i captions and write the bundle (reproduces the shipped checkpoint with the defaults)."
-    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init, crop_to_objects=not shrink_scenes)
+    train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init,
+                   crop_to_objects=not shrink_scenes, patch_dropout=patch_dropout)

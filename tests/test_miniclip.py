@@ -128,6 +128,9 @@ def test_model_card_records_the_initialisation_and_crops():
     assert '--shrink_scenes' not in plain and 'holding all of its objects' in plain
     shrunk = model_card(cfg, hist, metrics, TRAIN_DEFAULTS | dict(crop_to_objects=False))
     assert '--seed 0 --shrink_scenes`' in shrunk and 'the scenes are shrunk' in shrunk
+    assert 'every training pass sees every token' in plain and '--patch_dropout' not in plain
+    masked = model_card(cfg, hist, metrics, TRAIN_DEFAULTS | dict(patch_dropout=0.5))
+    assert '--seed 0 --patch_dropout 0.5`' in masked and 'drops 50% of the patch tokens' in masked and 'last 5% of the steps' in masked
 
 
 def test_cli_flag_reaches_training(monkeypatch, tmp_path):
@@ -135,10 +138,13 @@ def test_cli_flag_reaches_training(monkeypatch, tmp_path):
     import clipfss_nb.miniclip as mc
     seen = {}
     monkeypatch.setattr(mc, 'train_and_save', lambda out, eval_every, **kw: seen.update(kw))
-    for argv, mimetic, crops in ((['--mimetic_init'], True, True), ([], False, True), (['--shrink_scenes'], False, False)):
+    cases = ((['--mimetic_init'], True, True, 0.0), ([], False, True, 0.0), (['--shrink_scenes'], False, False, 0.0),
+             (['--patch_dropout', '0.5'], False, True, 0.5))
+    for argv, mimetic, crops, dropout in cases:
         args = anno_parser(mc.clipfss_train_miniclip).parse_args(['--out', str(tmp_path)] + argv)
         mc.clipfss_train_miniclip(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})  # parser-only options
         assert seen['mimetic_init'] is mimetic and seen['crop_to_objects'] is crops and seen['steps'] == mc.TRAIN_DEFAULTS['steps']
+        assert seen['patch_dropout'] == dropout
 
 
 def test_crops_reach_training():
@@ -148,3 +154,15 @@ def test_crops_reach_training():
     assert losses[True] != losses[False]  # the first stage (32 px) sees crops in one run, shrunk scenes in the other
     full = {c: train_miniclip(**kw, crop_to_objects=c, size_schedule=((1.0, 1.0),))[2]['loss'] for c in (True, False)}
     assert full[True] == full[False]  # at the full side there is nothing to crop
+
+
+def test_patch_dropout_reaches_training():
+    tok = miniclip_tokenizer()
+    kw = dict(steps=2, batch_size=8, lr=1e-3, warmup=1, log_every=1, size=64, bank=16, workers=1, cfg=tiny_cfg(tok), verbose=False)
+    runs = {(p, t): train_miniclip(**kw, patch_dropout=p, unmasked_tail=t) for p, t in ((0., 0.), (0.5, 0.), (0.5, 1.), (0.5, 0.5))}
+    loss = {k: h['loss'] for k, (_, _, h) in runs.items()}
+    assert loss[(0.5, 0.)][0] != loss[(0., 0.)][0]  # half the tokens: another first step
+    assert loss[(0.5, 1.)] == loss[(0., 0.)]  # an unmasked tail of every step: no dropout at all
+    assert loss[(0.5, 0.5)][0] == loss[(0.5, 0.)][0] and loss[(0.5, 0.5)][1] != loss[(0.5, 0.)][1]  # only the last step unmasked
+    for model, _, _ in runs.values(): assert isinstance(model.visual.patch_dropout, torch.nn.Identity)  # returned ready for test time
+    with pytest.raises(ValueError, match='patch_dropout'): train_miniclip(**kw | dict(bank=10**9), patch_dropout=1.0)
