@@ -226,6 +226,7 @@ def encode_text_trimmed(model: open_clip.CLIP, # an open_clip CLIP with its own 
                        ) -> torch.Tensor: # (B, D) text embeddings (not normalised), equal to `model.encode_text(ids)`
     "open_clip's `encode_text` run over the first positions only, up to the batch's longest text: the causal mask makes the rest padding."
     if model.text_pool_type not in ('argmax', 'eos', 'first'): raise ValueError(f"encode_text_trimmed needs a text tower pooled at a token, not {model.text_pool_type!r}")
+    if model.attn_mask is None: raise ValueError("encode_text_trimmed needs a causal text tower (attn_mask set): without it the padding is attended to, so trimming would change the output")
     n = max(1, int((ids != 0).sum(1).max()))
     ids = ids[:, :n]  # (B, n)
     x = model.token_embedding(ids) + model.positional_embedding[:n]  # (B, n, W)
