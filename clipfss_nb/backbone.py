@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_backbone.ipynb #a2cf8960
 from __future__ import annotations
-import json, os, re, time, zipfile
+import json, math, os, re, time, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -20,7 +20,8 @@ from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, a
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
            'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles',
-           'pretrained_file', 'save_bundle', 'openai_cfg_from_state', 'load_backbone', 'clipfss_info']
+           'pretrained_file', 'save_bundle', 'ConvStem', 'add_conv_stem', 'build_clip', 'openai_cfg_from_state',
+           'load_backbone', 'clipfss_info']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -170,15 +171,15 @@ class DenseCLIP(nn.Module):
     @property
     def n_blocks(self) -> int: return len(self.visual.transformer.resblocks)
     @property
-    def patch_size(self) -> int: return self.visual.conv1.kernel_size[0]
+    def patch_size(self) -> int: return self.visual.patch_size[0]  # the patchify conv's stride, or a `ConvStem`'s
     @property
-    def width(self) -> int: return self.visual.conv1.out_channels
+    def width(self) -> int: return self.visual.transformer.width
     @property
     def embed_dim(self) -> int: return self.visual.proj.shape[1]
     @property
-    def device(self) -> torch.device: return self.visual.conv1.weight.device
+    def device(self) -> torch.device: return self.visual.positional_embedding.device
     @property
-    def dtype(self) -> torch.dtype: return self.visual.conv1.weight.dtype
+    def dtype(self) -> torch.dtype: return self.visual.positional_embedding.dtype
     def __repr__(self):
         return f"DenseCLIP({self.name}: {self.n_blocks} blocks, width {self.width}, patch {self.patch_size}, embed {self.embed_dim}, {self.dtype})"
 
@@ -359,11 +360,40 @@ def save_bundle(clip: open_clip.CLIP, # the model to save
     if card is not None: atomic_write(folder / 'MODEL_CARD.md', card)
     return folder
 
+# %% ../nbs/01_backbone.ipynb #61f2a10d
+class ConvStem(nn.Sequential):
+    "Convolutional patch embedding (Xiao et al., 2021): conv–BN–ReLU layers, then a 1×1 conv to the token width."
+    def __init__(self, layers, # [[out_channels, kernel, stride], ...]; odd kernels, strides multiplying to the patch size
+                 width: int): # token width of the transformer
+        mods, channels = [], 3
+        for out, kernel, stride in layers:
+            if kernel % 2 == 0: raise ValueError(f"conv_stem kernels must be odd (same padding), got {kernel}")
+            mods += [nn.Conv2d(channels, out, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        super().__init__(*mods, nn.Conv2d(channels, width, 1))
+        self.stride = math.prod(stride for _, _, stride in layers)
+
+    def forward(self, x): # (B, 3, H, W) → (B, width, H//stride, W//stride)
+        return super().forward(x[..., :x.shape[-2] // self.stride * self.stride, :x.shape[-1] // self.stride * self.stride])
+
+def add_conv_stem(clip: open_clip.CLIP, layers) -> open_clip.CLIP:
+    "Put a `ConvStem` in the place of `clip.visual.conv1` (its strides must multiply to the patch size)."
+    v = clip.visual
+    stem = ConvStem(layers, v.transformer.width)
+    if (stem.stride, stem.stride) != tuple(v.patch_size):
+        raise ValueError(f"conv_stem strides multiply to {stem.stride}, but the patch size is {tuple(v.patch_size)}: make them equal")
+    v.conv1 = stem
+    return clip
+
 # %% ../nbs/01_backbone.ipynb #d454284d
-def _build_clip(model_cfg: dict) -> open_clip.CLIP:
+def build_clip(model_cfg: dict, # kwargs of `open_clip.CLIP`, plus an optional `conv_stem` (see `ConvStem`)
+              ) -> open_clip.CLIP:
+    "An untrained `open_clip.CLIP` from a bundle's `model_cfg`."
     cfg = dict(model_cfg)
-    return open_clip.CLIP(embed_dim=cfg.pop('embed_dim'), vision_cfg=cfg.pop('vision_cfg'), text_cfg=cfg.pop('text_cfg'),
+    stem = cfg.pop('conv_stem', None)
+    clip = open_clip.CLIP(embed_dim=cfg.pop('embed_dim'), vision_cfg=cfg.pop('vision_cfg'), text_cfg=cfg.pop('text_cfg'),
                           quick_gelu=cfg.pop('quick_gelu', False), **{k: v for k, v in cfg.items() if k in ('init_logit_scale', 'init_logit_bias')})
+    return add_conv_stem(clip, stem) if stem else clip
 
 def openai_cfg_from_state(state: dict) -> dict:
     "`open_clip.CLIP` kwargs read off an OpenAI-format ViT state dict (QuickGELU, 64-wide heads)."
@@ -410,13 +440,13 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
     if path.is_dir():
         if not (path / 'config.json').is_file(): raise FileNotFoundError(f"{path} is not a bundle: config.json missing")
         cfg = json.loads((path / 'config.json').read_text())
-        clip = _load_into(_build_clip(cfg['model_cfg']), load_state_dict_file(path / 'model.safetensors'), path)
+        clip = _load_into(build_clip(cfg['model_cfg']), load_state_dict_file(path / 'model.safetensors'), path)
         tok = WordTokenizer.load(path / 'tokenizer.json') if cfg.get('tokenizer') == 'word' else open_clip.get_tokenizer('ViT-B-16')
         return finish(clip, tok, cfg['image_mean'], cfg['image_std'], path.name, file_sha256(path / 'model.safetensors'))
     if path.suffix == '.json':
         cfg = json.loads(path.read_text())
         if quick_gelu is not None: cfg['quick_gelu'] = quick_gelu
-        clip = _build_clip(cfg)
+        clip = build_clip(cfg)
         if checkpoint: clip = _load_into(clip, load_state_dict_file(checkpoint), checkpoint)
         tok = WordTokenizer.load(path.with_name(path.stem + '.tokenizer.json')) if path.with_name(path.stem + '.tokenizer.json').is_file() \
               else open_clip.get_tokenizer('ViT-B-16')
@@ -425,7 +455,7 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
         if not path.is_file(): raise FileNotFoundError(f"checkpoint file not found: {path}")
         state = load_state_dict_file(path)
         if 'visual.conv1.weight' not in state: raise ValueError(f"{path}: not an OpenAI/open_clip ViT CLIP state dict; pass the architecture: load_backbone('ViT-B-16', checkpoint=...)")
-        clip = _load_into(_build_clip(openai_cfg_from_state(state)), state, path)  # fp32, shapes read from the weights
+        clip = _load_into(build_clip(openai_cfg_from_state(state)), state, path)  # fp32, shapes read from the weights
         return finish(clip, open_clip.get_tokenizer('ViT-B-16'), CLIP_MEAN, CLIP_STD, path.stem, file_sha256(path))
     if name not in open_clip.list_models():
         raise ValueError(f"unknown backbone {name!r}: not a bundle ({list_bundles()}), a file, or an open_clip model")

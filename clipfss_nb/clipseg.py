@@ -17,15 +17,15 @@ from safetensors.torch import save_file
 from fastcore.script import call_parse
 from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, get_device, seed_everything, atomic_path, atomic_write, file_sha256
 from .backbone import (DenseCLIP, WordTokenizer, WeightsNotFoundError, load_backbone, load_state_dict_file,
-                                 openai_cfg_from_state, _build_clip, _load_into)
+                                 openai_cfg_from_state, build_clip, _load_into)
 
 # %% auto #0
 __all__ = ['SHUFFLE_PLUS', 'CLIPSEG_HUB_IDS', 'CLIPSEG_FORMAT', 'SHAPEWORLD_CLIPSEG', 'CLIPSegDecoder', 'text_embedding',
            'mix_conditionals', 'gaussian_kernel1d', 'gaussian_blur', 'PromptEngineering', 'engineer_prompt',
            'ImageFeatures', 'CLIPSeg', 'hf_clip_to_open_clip', 'hf_decoder_to_original', 'split_hf_clipseg',
            'decoder_config_from_state', 'hf_clipseg_files', 'load_clipseg', 'save_clipseg', 'clipseg_metadata',
-           'ShapeWorldSegData', 'train_clipseg', 'CLIPSegMethod', 'shapeworld_clipseg', 'evaluate_clipseg',
-           'clipfss_train_clipseg', 'shipped_clipseg']
+           'ShapeWorldSegData', 'train_clipseg', 'CLIPSegMethod', 'spread_readouts', 'shapeworld_clipseg',
+           'evaluate_clipseg', 'clipfss_train_clipseg', 'shipped_clipseg']
 
 # %% ../nbs/07_clipseg.ipynb #e83a426d
 class CLIPSegDecoder(nn.Module):
@@ -386,7 +386,7 @@ def _model_from_parts(clip_state, clip_cfg, dec_state, dec_kw, extract_layers, t
     if tokenizer is None:
         vocab = clip_cfg['text_cfg']['vocab_size']
         tokenizer = open_clip.get_tokenizer('ViT-B-16') if vocab == 49408 else WordTokenizer([], clip_cfg['text_cfg']['context_length'])
-    clip = _load_into(_build_clip(clip_cfg), clip_state, name)
+    clip = _load_into(build_clip(clip_cfg), clip_state, name)
     bb = _finish(clip, tokenizer, IMAGENET_MEAN, IMAGENET_STD, name, weights_hash, 'cpu', 'fp32', 'bicubic')
     return _with_decoder(bb, dec_state, dec_kw, extract_layers, name, device, precision)
 
@@ -687,15 +687,17 @@ register_method('clipseg-visual')(_env_method('visual'))
 register_method('clipseg-text')(_env_method('text'))
 
 # %% ../nbs/07_clipseg.ipynb #453bd8da
-SHAPEWORLD_CLIPSEG = dict(extract_layers=(1, 3, 5), reduce_dim=64, ff_dim=512, refined=True, input_size=128, prompt_size=128)
+SHAPEWORLD_CLIPSEG = dict(reduce_dim=64, ff_dim=512, refined=True, input_size=128, prompt_size=128)  # read-outs: `spread_readouts`
+
+def spread_readouts(n_blocks: int) -> tuple[int, ...]:
+    "CLIPSeg's three read-outs for a small tower: every other block back from the last (six blocks: 1, 3, 5), or the last three."
+    return (n_blocks - 5, n_blocks - 3, n_blocks - 1) if n_blocks >= 6 else tuple(range(n_blocks))[-3:]
 
 def shapeworld_clipseg(backbone: DenseCLIP | str = 'miniclip-shapeworld', # the frozen CLIP
                        **kwargs) -> CLIPSeg: # overrides of `SHAPEWORLD_CLIPSEG`
     "An untrained CLIPSeg sized for MiniCLIP on ShapeWorld-5i (the backbone's own pixel statistics)."
     bb = load_backbone(backbone, device='cpu') if isinstance(backbone, str) else backbone
-    kw = SHAPEWORLD_CLIPSEG | kwargs
-    n = bb.n_blocks
-    if 'extract_layers' not in kwargs and n != 6: kw['extract_layers'] = (n - 5, n - 3, n - 1) if n >= 6 else (n - 3, n - 2, n - 1)
+    kw = SHAPEWORLD_CLIPSEG | dict(extract_layers=spread_readouts(bb.n_blocks)) | kwargs
     return CLIPSeg(bb, mean=bb.mean, std=bb.std, name=f'clipseg-{bb.name}', **kw)
 
 def evaluate_clipseg(model: CLIPSeg, # trained model

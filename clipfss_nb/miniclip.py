@@ -17,28 +17,30 @@ from open_clip.transformer import PatchDropout, text_global_pool
 from open_clip.pos_embed import get_2d_sincos_pos_embed
 from fastcore.script import call_parse, store_true
 from .core import CLIP_MEAN, CLIP_STD, image_to_tensor, normalize, seed_everything
-from .backbone import WordTokenizer, save_bundle, load_backbone, bundled_dir, resize_pos_embed
+from .backbone import WordTokenizer, save_bundle, load_backbone, bundled_dir, resize_pos_embed, build_clip
 from .shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, PLURALS, NUMBERS,
                                    CAPTION_TEMPLATES, caption_classes)
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['MINICLIP_NAME', 'MINICLIP_CFG', 'EXTRA_WORDS', 'MIMETIC', 'SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT',
-           'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config', 'build_miniclip',
-           'low_rank_factors', 'mimetic_attention_init_', 'sincos_position_init_', 'init_miniclip_', 'SceneBank',
-           'object_boxes', 'named_classes', 'scene_bank', 'caption_key', 'object_windows', 'object_crops', 'bank_batch',
-           'images_to_input', 'encode_image_at', 'encode_text_trimmed', 'set_patch_dropout', 'scheduled_side',
-           'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images',
-           'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save',
-           'clipfss_train_miniclip']
+__all__ = ['MINICLIP_NAME', 'MINICLIP_STEM', 'MINICLIP_CFG', 'EXTRA_WORDS', 'MIMETIC', 'SIZE_SCHEDULE', 'PROMPT_OF',
+           'PROMPT_WITHOUT', 'TRAIN_DEFAULTS', 'miniclip_corpus', 'miniclip_tokenizer', 'miniclip_config',
+           'build_miniclip', 'low_rank_factors', 'mimetic_attention_init_', 'sincos_position_init_', 'init_miniclip_',
+           'SceneBank', 'object_boxes', 'named_classes', 'scene_bank', 'caption_key', 'object_windows', 'object_crops',
+           'bank_batch', 'images_to_input', 'encode_image_at', 'encode_text_trimmed', 'set_patch_dropout',
+           'scheduled_side', 'caption_targets', 'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip',
+           'encode_images', 'encode_prompts', 'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip',
+           'train_and_save', 'clipfss_train_miniclip']
 
 # %% ../nbs/02a_miniclip.ipynb #961cc7e1
 MINICLIP_NAME = 'miniclip-shapeworld'
+MINICLIP_STEM = [[16, 5, 2], [32, 3, 2], [32, 3, 1], [64, 3, 2], [64, 3, 1]]  # `ConvStem` layers [channels, kernel, stride]: stride 8
 MINICLIP_CFG = dict(
     embed_dim=128,
-    vision_cfg=dict(image_size=128, patch_size=8, width=64, layers=6, head_width=32, mlp_ratio=4.0),
+    vision_cfg=dict(image_size=128, patch_size=8, width=64, layers=3, head_width=32, mlp_ratio=4.0),
     text_cfg=dict(context_length=24, vocab_size=None, width=128, heads=4, layers=4),  # vocab_size set from the tokenizer
     quick_gelu=False,
+    conv_stem=MINICLIP_STEM,  # in place of the patchify conv (`clipfss_nb.backbone.ConvStem`)
 )
 EXTRA_WORDS = ('the', 'this', 'background', 'object', 'thing', 'no', 'with', 'of', 'one', 'photo', 'picture', 'image')
 
@@ -51,16 +53,22 @@ def miniclip_tokenizer(context_length: int = 24) -> WordTokenizer:
     "The word tokenizer over `miniclip_corpus()` (deterministic: the vocabulary is sorted)."
     return WordTokenizer.from_texts(miniclip_corpus(), context_length)
 
-def miniclip_config(tokenizer: WordTokenizer) -> dict:
+def miniclip_config(tokenizer: WordTokenizer,
+                    conv_stem: bool = True, # the `MINICLIP_STEM` convolutions (False: a plain patchify conv, as in CLIP)
+                    vision_layers: int | None = None, # transformer blocks of the image tower (default: `MINICLIP_CFG`'s 3)
+                   ) -> dict:
     "`MINICLIP_CFG` with the tokenizer's vocabulary size and context length filled in."
     cfg = json.loads(json.dumps(MINICLIP_CFG))
     cfg['text_cfg'].update(vocab_size=tokenizer.vocab_size, context_length=tokenizer.context_length)
+    if vision_layers is not None:
+        if vision_layers < 1: raise ValueError(f"vision_layers must be at least 1, got {vision_layers}")
+        cfg['vision_cfg']['layers'] = vision_layers
+    if not conv_stem: del cfg['conv_stem']
     return cfg
 
 def build_miniclip(cfg: dict) -> open_clip.CLIP:
-    "An untrained `open_clip.CLIP` from a config dict."
-    c = dict(cfg)
-    return open_clip.CLIP(embed_dim=c['embed_dim'], vision_cfg=c['vision_cfg'], text_cfg=c['text_cfg'], quick_gelu=c.get('quick_gelu', False))
+    "An untrained `open_clip.CLIP` from a config dict (the backbone's own builder, so a bundle reloads the same model)."
+    return build_clip(cfg)
 
 # %% ../nbs/02a_miniclip.ipynb #054edead
 MIMETIC = (0.7, 0.7, 0.4, 0.4)  # (alpha_qk, beta_qk, alpha_vo, beta_vo) of `mimetic_attention_init_`
@@ -293,7 +301,7 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     if step < warmup: return lr * (step + 1) / warmup
     return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
-def train_miniclip(steps: int = 2400, # optimisation steps
+def train_miniclip(steps: int = 4000, # optimisation steps
                    batch_size: int = 64, # scenes per step
                    lr: float = 2e-3, # peak learning rate
                    weight_decay: float = 0.05, # AdamW weight decay
@@ -305,9 +313,11 @@ def train_miniclip(steps: int = 2400, # optimisation steps
                    size_schedule=SIZE_SCHEDULE, # progressive resizing: ((side fraction, step fraction), ...)
                    mimetic_init: bool = False, # start from `init_miniclip_` (faster short runs; no gain at 2400 steps)
                    crop_to_objects: bool = True, # smaller stages: windows cut around the objects (False: whole scenes shrunk)
-                   patch_dropout: float = 0., # share of the patch tokens each training pass drops at random (FLIP; 0: none)
-                   unmasked_tail: float = 0.05, # share of the steps, at the end, that see every token
-                   cfg: dict | None = None, # model config (default: `miniclip_config`)
+                   patch_dropout: float = 0.5, # share of the patch tokens each training pass drops at random (FLIP; 0: none)
+                   unmasked_tail: float = 0.1, # share of the steps, at the end, that see every token
+                   conv_stem: bool = True, # image tower with a convolutional stem (`MINICLIP_STEM`; False: a patchify conv)
+                   vision_layers: int = 3, # transformer blocks of the image tower
+                   cfg: dict | None = None, # model config (default: `miniclip_config(tokenizer, conv_stem, vision_layers)`)
                    threads: int | None = 2, # torch CPU threads (None: leave as is)
                    workers: int = 2, # processes generating the bank
                    log_every: int = 50, # print/record every this many steps
@@ -324,7 +334,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     if verbose: print(f"{len(scenes)} training scenes generated in {time.perf_counter() - t0:.0f}s", flush=True)
     seed_everything(seed)
     tok = miniclip_tokenizer()
-    cfg = cfg or miniclip_config(tok)
+    cfg = cfg or miniclip_config(tok, conv_stem, vision_layers)
     model = build_miniclip(cfg).train()
     if mimetic_init: init_miniclip_(model, seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
@@ -332,7 +342,7 @@ def train_miniclip(steps: int = 2400, # optimisation steps
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.98), eps=1e-6)
     prompts = tok([PROMPT_OF.format(n) for n in SHAPEWORLD_CLASSES] + [PROMPT_WITHOUT.format(n) for n in SHAPEWORLD_CLASSES])
     rng, C = np.random.default_rng([seed, 1]), len(SHAPEWORLD_CLASSES)
-    hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0), []
+    hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0, model_cfg=cfg), []
     unmasked_from = steps - round(unmasked_tail * steps)
     for step in range(steps):
         for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
@@ -427,10 +437,10 @@ For teaching and testing the few-shot segmentation methods of `clipfss_nb` offli
 ```json
 {json.dumps(cfg, indent=1)}
 ```
-Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std. Weights stored in fp32 (safetensors).
+Images 128 x 128, patch {cfg['vision_cfg']['patch_size']} ({cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} x {cfg['vision_cfg']['image_size'] // cfg['vision_cfg']['patch_size']} token grid), normalised with CLIP's mean/std; {'a convolutional stem (`ConvStem`, layers ' + json.dumps(cfg['conv_stem']) + ') in place of the patchify conv' if cfg.get('conv_stem') else 'a patchify conv'}. Weights stored in fp32 (safetensors).
 
 ## Training
-- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}{'' if train_args.get('crop_to_objects', True) else ' --shrink_scenes'}{f" --patch_dropout {train_args.get('patch_dropout', 0.)}" if train_args.get('patch_dropout', 0.) != TRAIN_DEFAULTS['patch_dropout'] else ''}`
+- command: `clipfss-train-miniclip --out clipfss_nb/assets/miniclip-shapeworld --steps {train_args['steps']} --seed {train_args['seed']}{' --mimetic_init' if train_args.get('mimetic_init') else ''}{'' if train_args.get('crop_to_objects', True) else ' --shrink_scenes'}{f" --patch_dropout {train_args.get('patch_dropout', 0.)}" if train_args.get('patch_dropout', 0.) != TRAIN_DEFAULTS['patch_dropout'] else ''}{f" --unmasked_tail {train_args.get('unmasked_tail', 0.)}" if train_args.get('patch_dropout', 0.) and train_args.get('unmasked_tail', 0.) != TRAIN_DEFAULTS['unmasked_tail'] else ''}{'' if train_args.get('conv_stem', False) else ' --patchify'}{f" --vision_layers {train_args['vision_layers']}" if train_args.get('vision_layers', 6) != TRAIN_DEFAULTS['vision_layers'] else ''}`
 - arguments: `{json.dumps(train_args)}`
 - data: scenes 0..{train_args['bank'] - 1} of `ShapeWorld(size={train_args.get('size', 128)}, seed={train_args['seed']}, split='train')`, generated once;
   batches of {train_args['batch_size']} drawn at random, rotated by k·90° and mirrored, one caption per scene (5% pure negative captions "a photo without a X.")
@@ -464,7 +474,7 @@ def save_miniclip(model: open_clip.CLIP, tokenizer: WordTokenizer, folder: str |
     return save_bundle(model, tokenizer, folder, cfg, CLIP_MEAN, CLIP_STD, card=card, extra=extra)
 
 # %% ../nbs/02a_miniclip.ipynb #3fd22716
-TRAIN_DEFAULTS = dict(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False, crop_to_objects=True, patch_dropout=0.0, unmasked_tail=0.05)
+TRAIN_DEFAULTS = dict(steps=4000, batch_size=64, lr=2e-3, weight_decay=0.05, warmup=40, seed=0, size=128, bank=32000, negation_weight=0.5, size_schedule=SIZE_SCHEDULE, mimetic_init=False, crop_to_objects=True, patch_dropout=0.5, unmasked_tail=0.1, conv_stem=True, vision_layers=3)
 
 def train_and_save(out: str | Path, # bundle folder
                    eval_every: int = 0, # also print zero-shot top-1 on 200 scenes every this many steps (0: never)
@@ -482,7 +492,7 @@ def train_and_save(out: str | Path, # bundle folder
     t = time.perf_counter()
     metrics = zero_shot_eval(model, tok) | dict(n_single=500, n_multi=500)
     print(f"zero-shot top-1 {metrics['top1'] * 100:.1f}%, mAP {metrics['mAP'] * 100:.1f}% ({time.perf_counter() - t:.0f}s to evaluate)")
-    save_miniclip(model, tok, out, miniclip_config(tok), hist, metrics, args)
+    save_miniclip(model, tok, out, hist['model_cfg'], hist, metrics, args)
     return metrics
 
 @call_parse
@@ -496,7 +506,11 @@ def clipfss_train_miniclip(out: str = 'clipfss_nb/assets/miniclip-shapeworld', #
                            mimetic_init: store_true = False, # start from mimetic attention and sin-cos positions
                            shrink_scenes: store_true = False, # smaller stages shrink whole scenes instead of cropping around the objects
                            patch_dropout: float = TRAIN_DEFAULTS['patch_dropout'], # share of patch tokens dropped per training pass (0: none)
+                           unmasked_tail: float = TRAIN_DEFAULTS['unmasked_tail'], # share of the steps, at the end, that see every token
+                           patchify: store_true = False, # image tower with CLIP's plain patchify conv instead of the convolutional stem
+                           vision_layers: int = TRAIN_DEFAULTS['vision_layers'], # transformer blocks of the image tower
                           ):
     "Train MiniCLIP on ShapeWorld-5i captions and write the bundle (reproduces the shipped checkpoint with the defaults)."
     train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init,
-                   crop_to_objects=not shrink_scenes, patch_dropout=patch_dropout)
+                   crop_to_objects=not shrink_scenes, patch_dropout=patch_dropout, unmasked_tail=unmasked_tail,
+                   conv_stem=not patchify, vision_layers=vision_layers)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import open_clip
 from safetensors.torch import save_file
-from .backbone import WordTokenizer, DenseCLIP, save_bundle, _build_clip
+from .backbone import WordTokenizer, DenseCLIP, save_bundle, build_clip
 from .core import CLIP_MEAN, CLIP_STD
 
 # %% auto #0
@@ -35,7 +35,7 @@ def make_tiny_clip(seed: int = 0) -> open_clip.CLIP:
     "A seeded random-init tiny `open_clip.CLIP` in eval mode."
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        clip = _build_clip(tiny_clip_cfg())
+        clip = build_clip(tiny_clip_cfg())
         for p in clip.parameters():  # open_clip zero-inits some tensors; randomise all so tests can see every weight
             if p.ndim >= 1: p.data.normal_(0, 0.05 if p.ndim > 1 else 0.02)
     return clip.eval()

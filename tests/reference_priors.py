@@ -173,7 +173,7 @@ def ref_priors(bb, query01, supports01, masks, class_name, size=None, competitor
     clip, tok = bb.clip, bb.tokenizer
     H, W = query01.shape[-2:]
     size = tuple(size or (H, W))
-    p = clip.visual.conv1.kernel_size[0]
+    p = clip.visual.patch_size[0]  # the patchify stride (a conv stem has the same)
     vh, vw = p * int(np.ceil(H / p)), p * int(np.ceil(W / p))
     x = query01[None].float()
     if (vh, vw) != (H, W): x = F.interpolate(x, size=(vh, vw), mode='bicubic', align_corners=False).clamp(0, 1)
