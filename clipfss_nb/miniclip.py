@@ -328,13 +328,13 @@ def train_miniclip(steps: int = 4000, # optimisation steps
     scheduled_side(0, steps, size, size_schedule)  # validates the schedule before the bank is generated
     if not 0 <= patch_dropout < 1 or not 0 <= unmasked_tail <= 1:
         raise ValueError(f"patch_dropout must be in [0, 1) and unmasked_tail in [0, 1], got {patch_dropout} and {unmasked_tail}")
+    tok = miniclip_tokenizer()
+    cfg = cfg or miniclip_config(tok, conv_stem, vision_layers)  # a bad architecture fails here, before the bank is generated
     if threads: torch.set_num_threads(threads)
     t0 = time.perf_counter()
     scenes = scene_bank(bank, seed, size, workers=workers)
     if verbose: print(f"{len(scenes)} training scenes generated in {time.perf_counter() - t0:.0f}s", flush=True)
     seed_everything(seed)
-    tok = miniclip_tokenizer()
-    cfg = cfg or miniclip_config(tok, conv_stem, vision_layers)
     model = build_miniclip(cfg).train()
     if mimetic_init: init_miniclip_(model, seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]

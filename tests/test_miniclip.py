@@ -177,3 +177,4 @@ def test_patch_dropout_reaches_training():
     assert loss[(0.5, 0.5)][0] == loss[(0.5, 0.)][0] and loss[(0.5, 0.5)][1] != loss[(0.5, 0.)][1]  # only the last step unmasked
     for model, _, _ in runs.values(): assert isinstance(model.visual.patch_dropout, torch.nn.Identity)  # returned ready for test time
     with pytest.raises(ValueError, match='patch_dropout'): train_miniclip(**kw | dict(bank=10**9), patch_dropout=1.0)
+    with pytest.raises(ValueError, match='vision_layers'): train_miniclip(**kw | dict(bank=10**9, cfg=None), vision_layers=0)
