@@ -166,6 +166,10 @@ class DenseCLIP(nn.Module):
         self.interpolation, self.name, self.weights_hash = interpolation, name, weights_hash
         self._pos_cache, self._text_cache = {}, {}
 
+    def train(self, mode: bool = True):
+        "The wrapped CLIP stays in eval mode (frozen: a stem's BatchNorm keeps its trained statistics)."
+        super().train(mode); self.clip.eval(); return self
+
     @property
     def visual(self) -> VisionTransformer: return self.clip.visual
     @property

@@ -148,13 +148,15 @@ def test_cli_flag_reaches_training(monkeypatch, tmp_path):
     import clipfss_nb.miniclip as mc
     seen = {}
     monkeypatch.setattr(mc, 'train_and_save', lambda out, eval_every, **kw: seen.update(kw))
-    cases = ((['--mimetic_init'], True, True, 0.5, True, 3), ([], False, True, 0.5, True, 3), (['--shrink_scenes'], False, False, 0.5, True, 3),
-             (['--patch_dropout', '0'], False, True, 0.0, True, 3), (['--patchify', '--vision_layers', '6'], False, True, 0.5, False, 6))
-    for argv, mimetic, crops, dropout, stem, layers in cases:
+    tail = mc.TRAIN_DEFAULTS['unmasked_tail']
+    cases = ((['--mimetic_init'], True, True, 0.5, tail, True, 3), ([], False, True, 0.5, tail, True, 3),
+             (['--shrink_scenes'], False, False, 0.5, tail, True, 3), (['--patch_dropout', '0'], False, True, 0.0, tail, True, 3),
+             (['--unmasked_tail', '0.2'], False, True, 0.5, 0.2, True, 3), (['--patchify', '--vision_layers', '6'], False, True, 0.5, tail, False, 6))
+    for argv, mimetic, crops, dropout, unmasked, stem, layers in cases:
         args = anno_parser(mc.clipfss_train_miniclip).parse_args(['--out', str(tmp_path)] + argv)
         mc.clipfss_train_miniclip(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})  # parser-only options
         assert seen['mimetic_init'] is mimetic and seen['crop_to_objects'] is crops and seen['steps'] == mc.TRAIN_DEFAULTS['steps']
-        assert seen['patch_dropout'] == dropout and seen['unmasked_tail'] == mc.TRAIN_DEFAULTS['unmasked_tail']
+        assert seen['patch_dropout'] == dropout and seen['unmasked_tail'] == unmasked
         assert seen['conv_stem'] is stem and seen['vision_layers'] == layers
 
 
