@@ -28,7 +28,7 @@ def main():
     torch.set_num_threads(args.threads)
     import open_clip, transformers
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
-    from clipfss_nb.clipseg import load_clipseg
+    from clipfss_nb.clipseg_weights import load_clipseg
     torch.manual_seed(0)
     cfg = CLIPSegConfig(vision_config=dict(patch_size=16, image_size=224), text_config=dict(eos_token_id=2),
                         use_complex_transposed_convolution=args.refined)

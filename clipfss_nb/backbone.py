@@ -4,24 +4,23 @@
 
 # %% ../nbs/01_backbone.ipynb #a2cf8960
 from __future__ import annotations
-import json, math, os, re, time, zipfile
-from dataclasses import dataclass, field
+import json, math, os, re, zipfile
+from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import open_clip
+import clipfss_nb
 from open_clip.transformer import LayerNormFp32, VisionTransformer
 from safetensors.torch import load_file, save_file
-from fastcore.script import call_parse
 from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
            'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles',
            'pretrained_file', 'save_bundle', 'ConvStem', 'add_conv_stem', 'build_clip', 'openai_cfg_from_state',
-           'load_backbone', 'clipfss_info']
+           'load_backbone']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -297,7 +296,6 @@ WEIGHTS_ENV = 'CLIPFSS_WEIGHTS_DIR'
 
 def bundled_dir() -> Path:
     "Folder of the model bundles shipped inside the package."
-    import clipfss_nb
     return Path(clipfss_nb.__file__).parent / 'assets'
 
 def list_bundles(folder: str | Path | None = None) -> list[str]:
@@ -471,25 +469,3 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
     mean, std = tag_cfg.get('mean', CLIP_MEAN), tag_cfg.get('std', CLIP_STD)
     label = f'{name}/{pretrained}' if pretrained else f'{name}/random'
     return finish(clip, open_clip.get_tokenizer(name), mean, std, label, file_sha256(weights) if weights else None)
-
-# %% ../nbs/01_backbone.ipynb #8ec62863
-@call_parse
-def clipfss_info(backbone: str = None, # a backbone to load and time (e.g. miniclip-shapeworld, ViT-B-16)
-                 pretrained: str = None, # open_clip pretrained tag for --backbone
-                 checkpoint: str = None, # local weights file for --backbone
-                 size: int = 224, # input side for the timing
-                 device: str = None): # cpu, cuda, mps (default: best available)
-    "Print versions, device and bundled backbones; optionally time a dense forward."
-    import clipfss_nb
-    print(f"clipfss_nb {clipfss_nb.__version__} | torch {torch.__version__} | open_clip {open_clip.__version__} | device {get_device(device)}")
-    print(f"bundled backbones: {', '.join(list_bundles()) or '(none)'}")
-    if backbone is None: return
-    start = time.perf_counter()
-    try: bb = load_backbone(backbone, pretrained, checkpoint, device=device)
-    except (WeightsNotFoundError, FileNotFoundError, ValueError) as err: raise SystemExit(f"error: {err}")
-    loaded = time.perf_counter() - start
-    x = bb.preprocess(torch.rand(1, 3, size, size))
-    with torch.inference_mode():
-        bb(x); start = time.perf_counter(); out = bb(x, blocks=range(bb.n_blocks), attn_blocks=range(bb.n_blocks))
-    print(f"{bb!r}\nloaded in {loaded:.2f}s; dense forward at {size}x{size} (grid {out.grid}, all tokens + attention): "
-          f"{(time.perf_counter() - start) * 1000:.0f} ms")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, sys, random, tempfile, contextlib, hashlib
+import os, random, tempfile, contextlib, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,9 +13,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'load_image', 'load_mask', 'binary_target',
-           'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad',
-           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'file_sha256',
-           'hyphen_flags', 'accept_hyphen_flags']
+           'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad', 'minmax',
+           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'file_sha256']
 
 # %% ../nbs/00_core.ipynb #c0f52060
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -178,6 +177,15 @@ def resize_pad(x: torch.Tensor, # (B,3,H,W) float
     out[..., :h, :w] = resize_image(x, (h, w))
     return out, (h, w)
 
+# %% ../nbs/00_core.ipynb #1f866378
+def minmax(x: torch.Tensor, # (..., h, w) maps
+           ndim: int = 2, # how many trailing dims form one map
+           eps: float = 1e-7) -> torch.Tensor:
+    "(x - min) / (max(x - min) + eps) per map."
+    flat = x.flatten(-ndim)
+    flat = flat - flat.amin(-1, keepdim=True)
+    return (flat / (flat.amax(-1, keepdim=True) + eps)).reshape(x.shape)
+
 # %% ../nbs/00_core.ipynb #b66197cc
 def get_device(device: str | torch.device | None = None) -> torch.device:
     "The requested device, or the best available one (cuda → mps → cpu)."
@@ -234,18 +242,3 @@ def file_sha256(*paths: str | Path, # one or more files, hashed in the given ord
         with open(path, 'rb') as f:
             while block := f.read(chunk): h.update(block)
     return h.hexdigest()
-
-# %% ../nbs/00_core.ipynb #aecd5529
-def hyphen_flags(argv: list[str]) -> list[str]:
-    "`--img-size 3` / `--img-size=3` → `--img_size ...` (values untouched)."
-    out = []
-    for arg in argv:
-        if arg.startswith('--'):
-            name, sep, value = arg[2:].partition('=')
-            arg = '--' + name.replace('-', '_') + sep + value
-        out.append(arg)
-    return out
-
-def accept_hyphen_flags(*scripts: str):
-    "If this process is one of the console `scripts`, accept `--hyphen-flags` in `sys.argv`."
-    if Path(sys.argv[0]).name in scripts: sys.argv[1:] = hyphen_flags(sys.argv[1:])

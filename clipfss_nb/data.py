@@ -5,23 +5,21 @@
 # %% ../nbs/10_data.ipynb #faa758fd
 from __future__ import annotations
 import ast, os, json, hashlib, colorsys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image
+from .prompts import VOC_CLASSES
 from .core import load_image, load_mask, binary_target, IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'fold_classes', 'FSSDataset', 'find_voc_root',
-           'VOCDataset', 'make_voc_like', 'FolderDataset', 'read_names', 'read_pairs', 'read_pfenet_list',
-           'read_class_file_list', 'group_pairs', 'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files',
-           'Episode', 'episodes_to_tsv', 'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet',
-           'protocol_seeds', 'show_episode']
+__all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'fold_classes', 'FSSDataset', 'find_voc_root', 'VOCDataset',
+           'make_voc_like', 'FolderDataset', 'read_names', 'read_pairs', 'read_pfenet_list', 'read_class_file_list',
+           'group_pairs', 'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files', 'Episode',
+           'episodes_to_tsv', 'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet', 'protocol_seeds',
+           'show_episode']
 
 # %% ../nbs/10_data.ipynb #116eb9c8
-VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
-               'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
-
 def fold_classes(fold: int, # fold index, 0-based
                  n_classes: int = 20, # 20 for PASCAL / ShapeWorld, 80 for COCO
                  n_folds: int = 4, # number of folds

@@ -4,19 +4,17 @@
 
 # %% ../nbs/06b_demo.ipynb #a49214e2
 from __future__ import annotations
-import time
-from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.script import call_parse
-from .core import load_image, load_mask, image_to_tensor, atomic_path, IGNORE_INDEX
-from .backbone import load_backbone, WeightsNotFoundError
-from .priors import compute_priors, prior_probability, PriorConfig, shipped_threshold
-from .evaluate import intersect_union
+import matplotlib.pyplot as plt
+from .core import image_to_tensor, atomic_path, IGNORE_INDEX
+from .shapeworld import ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS
+from .methods import intersect_union
+from .priors import compute_priors, prior_probability, PriorConfig
 
 # %% auto #0
-__all__ = ['shapeworld_episode', 'iou', 'run_demo', 'draw_demo', 'clipfss_demo']
+__all__ = ['shapeworld_episode', 'iou', 'run_demo', 'draw_demo']
 
 # %% ../nbs/06b_demo.ipynb #5f81028a
 def shapeworld_episode(fold: int = 0, # fold whose novel classes are drawn
@@ -24,7 +22,6 @@ def shapeworld_episode(fold: int = 0, # fold whose novel classes are drawn
                        size: int = 128, seed: int = 0,
                       ) -> dict: # query, support (H,W,3) uint8; query_label, support_mask (H,W) in {0,1,255}; class_name
     "A deterministic 1-shot ShapeWorld-5i episode of a novel class of `fold` (val split)."
-    from clipfss_nb.shapeworld import ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS
     sw = ShapeWorld(size=size, seed=seed, split='val')
     cls = SHAPEWORLD_FOLDS[fold][index % 5]
     found, i = [], index // 5 * 7
@@ -62,12 +59,11 @@ def run_demo(bb, query: np.ndarray, support: np.ndarray, support_mask: np.ndarra
 # %% ../nbs/06b_demo.ipynb #67b62c5d
 def draw_demo(query, support, support_mask, class_name, res, query_label=None, out=None, dpi=70):
     "The six-panel figure: support + mask, query + GT, VTP, VVP, refined VTP, prediction."
-    import matplotlib; import matplotlib.pyplot as plt
     pr = res['priors']
     panels = [('support + mask', support, support_mask), ('query' + (' + GT' if query_label is not None else ''), query, query_label),
               ('VTP', pr.vtp[0, 0].cpu(), None), ('VVP (mean of the last 2 blocks)', pr.vvp[0].mean(0).cpu(), None),
               ('VTP refined (PIR)', pr.vtp_refined[0, 0].cpu(), None),
-              (f"prediction" + (f" — IoU {100 * res['iou']:.1f}" if res['iou'] is not None else ''), query, res['pred'])]
+              ("prediction" + (f" — IoU {100 * res['iou']:.1f}" if res['iou'] is not None else ''), query, res['pred'])]
     fig, axs = plt.subplots(1, 6, figsize=(15, 2.9), dpi=dpi)
     for ax, (title, im, contour) in zip(axs, panels):
         if im.ndim == 2: ax.imshow(query); ax.imshow(im, cmap='jet', alpha=0.55)
@@ -79,48 +75,3 @@ def draw_demo(query, support, support_mask, class_name, res, query_label=None, o
         with atomic_path(out) as tmp: fig.savefig(tmp, format='png', dpi=dpi)
         plt.close(fig)
     return fig
-
-# %% ../nbs/06b_demo.ipynb #3776039e
-import sys
-from .core import accept_hyphen_flags
-accept_hyphen_flags('clipfss-demo')
-
-# %% ../nbs/06b_demo.ipynb #f204b901
-@call_parse
-def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written atomically)
-                 backbone: str = 'miniclip-shapeworld', # bundle, open_clip name or weights file
-                 pretrained: str = None, # open_clip pretrained tag, e.g. openai
-                 checkpoint: str = None, # local weights file
-                 query: str = None, # own query image (with --support, --support-mask, --class-name)
-                 support: str = None, # own support image
-                 support_mask: str = None, # its mask (binary or 0/255 PNG)
-                 query_mask: str = None, # optional query ground truth, for the IoU
-                 class_name: str = None, # the class to segment
-                 size: int = None, # resize own images to SIZE×SIZE for the priors (default 473; ShapeWorld: native)
-                 fold: int = 0, # ShapeWorld fold whose novel classes are drawn
-                 episode: int = 0, # which ShapeWorld episode
-                 threshold: float = None, # foreground where the combined prior > THRESHOLD (default: chosen on base classes; own images 0.5)
-                 device: str = None, # cpu, cuda, mps (default: best available)
-                ):
-    "One-shot segmentation demo drawing the VTP, VVP, refined VTP and the prediction."
-    t0 = time.perf_counter()
-    own = [query, support, support_mask, class_name]
-    if any(own) and not all(own): raise SystemExit("error: own images need all of --query, --support, --support-mask and --class-name")
-    try: bb = load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
-    except (WeightsNotFoundError, FileNotFoundError, ValueError) as err: raise SystemExit(f"error: {err}")
-    try:
-        if all(own):
-            ep = dict(query=load_image(query), support=load_image(support), support_mask=load_mask(support_mask, 'binary'),
-                      query_label=load_mask(query_mask, 'binary') if query_mask else None, class_name=class_name)
-            size = size or 473
-        else: ep = shapeworld_episode(fold, episode)
-    except (FileNotFoundError, ValueError) as err: raise SystemExit(f"error: {err}")
-    if threshold is not None: why = 'given'
-    elif not all(own) and (threshold := shipped_threshold('vvp+vtp', fold, backbone)) is not None: why = f'chosen on the base classes of fold {fold}'
-    else: threshold, why = 0.5, 'default'
-    res = run_demo(bb, ep['query'], ep['support'], ep['support_mask'], ep['class_name'], ep['query_label'], size, threshold)
-    draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out)
-    msg = f"{bb.name}: one-shot '{ep['class_name']}'"
-    if res['iou'] is not None: msg += f", IoU {100 * res['iou']:.1f}"
-    msg += f" at threshold {threshold:.2f} ({why})"
-    print(f"{msg}; figure → {out} ({time.perf_counter() - t0:.1f}s)")

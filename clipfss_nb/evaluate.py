@@ -4,81 +4,22 @@
 
 # %% ../nbs/11_evaluate.ipynb #27130bd1
 from __future__ import annotations
-import os, sys, json, time, math, hashlib, platform, datetime, importlib
+import sys, json, time, hashlib, platform, datetime
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 import clipfss_nb
-from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, accept_hyphen_flags, file_sha256
+from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device
+from .methods import intersect_union, IoUMeter, FSSMethod, register_method, get_method, BASELINES
 from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, build_fold_lists, lists_from_files, read_pairs,
-                             sample_hsnet, sample_pfenet, episodes_sha256, episodes_to_tsv, splits_dir, fold_classes)
+                             sample_hsnet, sample_pfenet, episodes_sha256, splits_dir)
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'METHODS', 'METHOD_MODULES', 'BASELINES', 'PASCAL_AREA', 'BENCHMARKS', 'intersect_union',
-           'IoUMeter', 'make_view', 'score_episode', 'FSSMethod', 'register_method', 'get_method', 'AllForeground',
-           'SupportCopy', 'LRU', 'FeatureCache', 'evaluate', 'ToyPrototype', 'scaled_min_pixels', 'episode_lists',
-           'clipfss_eval']
-
-# %% ../nbs/11_evaluate.ipynb #74f58f93
-def intersect_union(pred, # (H,W) binary prediction (bool / {0,1}; numpy or torch)
-                    target, # (H,W) target in {0, 1, 255}
-                    ignore_index: int = IGNORE_INDEX, # pixels with this target value are not counted
-                   ) -> tuple[int, int, int, int]: # (I_fg, U_fg, I_bg, U_bg)
-    "Foreground and background intersection/union of one episode, ignore pixels excluded."
-    p = (pred.detach().cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)).astype(bool)
-    t = target.detach().cpu().numpy() if torch.is_tensor(target) else np.asarray(target)
-    if p.shape != t.shape: raise ValueError(f"prediction {p.shape} and target {t.shape} differ in shape")
-    valid = t != ignore_index
-    # one pass: code = 2·pred + gt over valid pixels → counts of (tn, fn, fp, tp)
-    tn, fn, fp, tp = np.bincount(p[valid].astype(np.int64) * 2 + (t[valid] == 1), minlength=4).tolist()
-    return tp, tp + fp + fn, tn, tn + fp + fn
-
-# %% ../nbs/11_evaluate.ipynb #bef844ea
-class IoUMeter:
-    "Accumulated per-class foreground IoU (→ mIoU) and fold-level FB-IoU."
-    def __init__(self, classes: list[int]): # the fold's class ids
-        self.classes = list(classes)
-        self.inter = {c: 0 for c in self.classes}; self.union = {c: 0 for c in self.classes}; self.count = {c: 0 for c in self.classes}
-        self.fb = [0, 0, 0, 0]  # I_fg, U_fg, I_bg, U_bg over all episodes
-    def update(self, cls: int, # the episode's class
-               counts: tuple[int, int, int, int]): # from `intersect_union`
-        "Add one episode."
-        if cls not in self.inter: raise KeyError(f"class {cls} is not one of this fold's classes {self.classes}")
-        self.inter[cls] += counts[0]; self.union[cls] += counts[1]; self.count[cls] += 1
-        self.fb = [a + b for a, b in zip(self.fb, counts)]
-    def class_iou(self) -> dict[int, float]: return {c: self.inter[c] / max(self.union[c], 1) for c in self.classes}
-    @property
-    def miou(self) -> float: return float(np.mean(list(self.class_iou().values())))
-    @property
-    def fbiou(self) -> float: return 0.5 * (self.fb[0] / max(self.fb[1], 1) + self.fb[2] / max(self.fb[3], 1))
-    @property
-    def episodes(self) -> int: return sum(self.count.values())
-    def state(self) -> dict:
-        "JSON-able counts (for checkpoints)."
-        return dict(classes=self.classes, inter=[self.inter[c] for c in self.classes], union=[self.union[c] for c in self.classes],
-                    count=[self.count[c] for c in self.classes], fb=self.fb)
-    @classmethod
-    def from_state(cls, s: dict) -> 'IoUMeter':
-        m = cls(s['classes'])
-        for k in ('inter', 'union', 'count'): setattr(m, k, dict(zip(m.classes, s[k])))
-        m.fb = list(s['fb']); return m
-    def summary(self, class_names: dict[int, str] | None = None) -> dict:
-        "mIoU, FB-IoU (percent) and the per-class table."
-        names = class_names or {}
-        return dict(miou=100 * self.miou, fbiou=100 * self.fbiou, episodes=self.episodes,
-                    class_iou={str(c): dict(name=names.get(c, str(c)), iou=100 * v, episodes=self.count[c]) for c, v in self.class_iou().items()},
-                    empty_classes=[c for c in self.classes if self.count[c] == 0])
-    def table(self, class_names: dict[int, str] | None = None) -> str:
-        "Markdown per-class table."
-        names = class_names or {}
-        rows = [f"| {c} | {names.get(c, c)} | {self.count[c]} | {100 * v:.1f} |" for c, v in self.class_iou().items()]
-        return '\n'.join(['| class | name | episodes | IoU |', '|---|---|---|---|', *rows,
-                          f"| | **mIoU** | {self.episodes} | **{100 * self.miou:.1f}** |", f"| | FB-IoU | | {100 * self.fbiou:.1f} |"])
+__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'PASCAL_AREA', 'BENCHMARKS', 'make_view', 'score_episode', 'LRU', 'FeatureCache',
+           'evaluate', 'ToyPrototype', 'scaled_min_pixels', 'episode_lists']
 
 # %% ../nbs/11_evaluate.ipynb #19223a0b
 PROTOCOLS = ('hsnet', 'pfenet')
@@ -114,69 +55,6 @@ def score_episode(prob: torch.Tensor, # (S,S) foreground probability from a meth
         H, W = target.shape; L = max(H, W)
         prob = F.interpolate(prob[None, None], size=(L, L), mode='bilinear', align_corners=True)[0, 0][:H, :W]
     return intersect_union((prob > threshold).numpy(), target)
-
-# %% ../nbs/11_evaluate.ipynb #8b9ce930
-class FSSMethod:
-    "Base class of few-shot segmentation methods evaluated by `evaluate`."
-    name: str = 'method'
-    threshold: float = 0.5
-    backbone_id: str | None = None
-    weights_hash: str | None = None
-    cacheable: bool = False
-    def image_features(self, image: torch.Tensor, # (3,S,S) float in [0,1]
-                      ) -> Any: # anything `predict` understands
-        "Per-image work that the evaluator may cache (only used when `cacheable`)."
-        return None
-    def predict(self, query: torch.Tensor, # (B,3,S,S) float in [0,1], un-normalised
-                supports: torch.Tensor, # (B,K,3,S,S)
-                support_masks: torch.Tensor, # (B,K,S,S) uint8 in {0,1,255}
-                class_names: list[str], # B class names
-                query_feats: list | None = None, # B results of `image_features` (cacheable methods)
-                support_feats: list[list] | None = None, # B lists of K results
-               ) -> torch.Tensor: # (B,S,S) foreground probability in [0,1]
-        "Foreground probability of the episode's class on the query."
-        raise NotImplementedError
-    def describe(self) -> dict:
-        return dict(name=self.name, threshold=self.threshold, backbone_id=self.backbone_id, weights_hash=self.weights_hash,
-                    cacheable=self.cacheable, cls=f"{type(self).__module__}.{type(self).__qualname__}")
-
-# %% ../nbs/11_evaluate.ipynb #a48b20ee
-METHODS: dict[str, Any] = {}
-
-def register_method(name: str): # registry name, e.g. 'support-copy'
-    "Decorator: register a method class or factory under `name`."
-    def deco(f): METHODS[name] = f; return f
-    return deco
-
-METHOD_MODULES = ('clipfss_nb.priors', 'clipfss_nb.clipseg')  # modules whose methods `clipfss-eval` can name
-
-def get_method(spec: str | FSSMethod, # a registry name, 'module:attribute', or a method instance
-               **kwargs) -> FSSMethod:
-    "Instantiate a method from the registry (or import it)."
-    if isinstance(spec, FSSMethod): return spec
-    if spec not in METHODS and ':' not in spec:
-        for module in METHOD_MODULES: importlib.import_module(module)  # they register their methods on import
-    if spec in METHODS: return METHODS[spec](**kwargs)
-    if ':' in spec:
-        mod, attr = spec.split(':', 1)
-        return getattr(importlib.import_module(mod), attr)(**kwargs)
-    raise KeyError(f"unknown method {spec!r}; registered: {sorted(METHODS)} (or pass 'module:attribute')")
-
-@register_method('all-foreground')
-class AllForeground(FSSMethod):
-    "Baseline: every query pixel is foreground."
-    name = 'all-foreground'
-    def predict(self, query, supports, support_masks, class_names, query_feats=None, support_feats=None):
-        return query.new_ones(query.shape[0], *query.shape[-2:])
-
-@register_method('support-copy')
-class SupportCopy(FSSMethod):
-    "Baseline: the support masks (mean over shots) copied onto the query."
-    name = 'support-copy'
-    def predict(self, query, supports, support_masks, class_names, query_feats=None, support_feats=None):
-        return (support_masks == 1).float().mean(1)
-
-BASELINES = ('all-foreground', 'support-copy')
 
 # %% ../nbs/11_evaluate.ipynb #57637c63
 class LRU:
@@ -317,6 +195,7 @@ def evaluate(method: FSSMethod | str, # a method or a registry name
     return res
 
 # %% ../nbs/11_evaluate.ipynb #9c2c8219
+@register_method('toy-prototype')
 class ToyPrototype(FSSMethod):
     "A cacheable toy method (tests/teaching): random-conv features, masked-average prototype, cosine similarity."
     name, cacheable = 'toy-prototype', True
@@ -375,48 +254,3 @@ def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
     else: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     sampler = 'hsnet (list order, independent supports)' if protocol == 'hsnet' else 'pfenet (class among present, distinct supports)'
     return eps, dict(list_source=source, sampler=sampler, min_pixels=min_pixels)
-
-# %% ../nbs/11_evaluate.ipynb #e03d18fa
-accept_hyphen_flags('clipfss-eval')
-
-# %% ../nbs/11_evaluate.ipynb #ac3dc4b4
-@call_parse
-def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pascal (VOC layout) or folder (own folders)
-                 root: str = 'data/shapeworld', # dataset folder
-                 fold: int = 0, # fold (its classes are the novel ones)
-                 shots: int = 1, # K support images
-                 protocol: str = 'hsnet', # hsnet (square, list order) or pfenet (pad, original label, random class)
-                 seeds: str = None, # comma-separated episode seeds (default: 0 for hsnet, 321 for pfenet)
-                 episodes: int = 1000, # episodes per seed
-                 method: str = 'support-copy', # registered method name or module:attribute
-                 out: str = None, # results JSON (default: results/<benchmark>_f<fold>_<shots>shot_<protocol>_<method>.json)
-                 img_size: int = None, # evaluation size (default 400 hsnet, 473 pfenet)
-                 device: str = None, # cpu, cuda, mps (default: best available)
-                 split: str = 'val', # image split the episodes come from
-                 list_file: str = None, # HSNet-style <image>__<class> list to use (hsnet protocol)
-                 min_pixels: int = None, # per-class pixel threshold for lists built from masks (default: 2048 scaled to the image area)
-                 no_cache: store_true = False, # disable per-image feature caching
-                 cache_size: int = None, # max images kept in the feature cache
-                 checkpoint_every: int = 100, # episodes between resume checkpoints
-                 quiet: store_true = False, # no progress bar
-                 threads: int = None, # torch CPU threads (1 is fastest on a busy shared CPU; default: torch's choice)
-                ):
-    "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
-    if threads: torch.set_num_threads(threads)
-    if benchmark not in BENCHMARKS: raise SystemExit(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
-    if not Path(root).exists(): raise SystemExit(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
-    ds = BENCHMARKS[benchmark](root, split)
-    seed_list = [int(s) for s in seeds.split(',')] if seeds else None
-    t0 = time.perf_counter()
-    eps, meta = episode_lists(ds, fold, shots, protocol, seed_list, episodes, min_pixels, list_file)
-    meta.update(benchmark=benchmark, split=split, list_seconds=round(time.perf_counter() - t0, 3))
-    m = get_method(method)
-    out = Path(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json")
-    for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
-    res = evaluate(m, ds, eps, fold, protocol, img_size, device, cache=not no_cache, cache_size=cache_size, out=out,
-                   checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
-    r = res['results']
-    print(f"{m.name} on {ds.name} fold {fold}, {shots}-shot, {protocol} ({res['protocol']['episodes']} episodes x {len(eps)} seeds): "
-          f"mIoU {r['miou']:.1f} ± {r['miou_std']:.1f}, FB-IoU {r['fbiou']:.1f} ± {r['fbiou_std']:.1f}  [{res['timing']['seconds']:.1f}s]")
-    for b, v in res['baselines'].items(): print(f"  baseline {b}: mIoU {v['miou']:.1f}, FB-IoU {v['fbiou']:.1f}")
-    print(f"results: {out}")  # nothing returned: the console script's exit status stays 0; read the JSON

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .vtp import minmax
+from .core import minmax
 
 # %% auto #0
 __all__ = ['transition', 'high_order', 'connected_components', 'box_mask', 'refine']

@@ -6,22 +6,21 @@
 from __future__ import annotations
 import json
 from pathlib import Path
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, asdict, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .backbone import DenseCLIP, load_backbone, bundled_dir
-from .vtp import visual_text_prior, minmax, VTP_MODES
+from .vtp import visual_text_prior, VTP_MODES
 from .vvp import visual_visual_prior, patch_tokens, DENSE_MODES
 from .pir import refine
-from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write
-from .evaluate import FSSMethod, register_method
+from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write, minmax
+from .methods import FSSMethod, register_method
 
 # %% auto #0
 __all__ = ['CACHEABLE', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp', 'resize_vvp', 'query_vtp',
            'compute_priors', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR',
-           'PiclipVVP', 'PiclipVVPVTP', 'choose_threshold', 'prior_quality_table', 'table_markdown', 'save_prior_table',
-           'shipped_threshold']
+           'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table', 'shipped_threshold']
 
 # %% ../nbs/06a_priors.ipynb #9e94ffe6
 CACHEABLE = {
@@ -172,46 +171,6 @@ class PiclipVVPVTP(PriorMethod):
     def __init__(self, **kw): super().__init__(kind='vvp+vtp', **kw)
 
 # %% ../nbs/06a_priors.ipynb #5394a182
-def choose_threshold(method: FSSMethod, dataset, fold: int, # dataset to draw base-class episodes from; fold whose classes are excluded
-                     episodes: int = 30, # per base fold
-                     img_size: int = 128, grid=tuple(round(0.05 * i, 2) for i in range(1, 20)), device=None) -> tuple[float, float]:
-    "(threshold, base mIoU) maximising mIoU on the base classes of `fold`."
-    from clipfss_nb.evaluate import episode_lists, make_view, score_episode, IoUMeter
-    from clipfss_nb.core import binary_target
-    others = [f for f in range(4) if f != fold]
-    meters = {t: IoUMeter([c for f in others for c in dataset.fold_classes(f)]) for t in grid}
-    views = {}
-    view = lambda i: views.setdefault(i, make_view(dataset.load_image(i), dataset.load_label(i), 'hsnet', img_size))
-    for f in others:
-        eps = episode_lists(dataset, f, 1, 'hsnet', [0], episodes)[0][0]
-        for e in eps:
-            qv, sv = view(e.query), [view(s) for s in e.supports]
-            sm = torch.stack([torch.as_tensor(binary_target(v['label'], e.cls, None)) for v in sv])[None]
-            with torch.no_grad():
-                prob = method.predict(qv['image'][None], torch.stack([v['image'] for v in sv])[None], sm, [dataset.class_name(e.cls)])[0]
-            for t in grid: meters[t].update(e.cls, score_episode(prob, qv, e.cls, 'hsnet', t))
-    best = max(grid, key=lambda t: meters[t].miou)
-    return best, 100 * meters[best].miou
-
-def prior_quality_table(root: str, # a ShapeWorld-5i folder (`write_shapeworld`)
-                        backbone='miniclip-shapeworld', episodes: int = 100, base_episodes: int = 30,
-                        img_size: int = 128, kinds=PRIOR_KINDS, folds=(0, 1, 2, 3), cfg: PriorConfig = PriorConfig()) -> dict:
-    "mIoU (novel classes, 1-shot) of each prior per fold, thresholds chosen on base classes, with the baselines."
-    from clipfss_nb.data import VOCDataset
-    from clipfss_nb.evaluate import episode_lists, evaluate
-    val, train = VOCDataset(root, 'val'), VOCDataset(root, 'train')
-    bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone, device='cpu', interpolation='bilinear')
-    rows = {}
-    for fold in folds:
-        eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], episodes)
-        for kind in kinds:
-            m = PriorMethod(kind, backbone=bb, cfg=cfg)
-            m.threshold, base = choose_threshold(m, train, fold, base_episodes, img_size)
-            res = evaluate(m, val, eps, fold, 'hsnet', img_size, 'cpu', progress=False, meta=meta)
-            rows.setdefault(kind, {})[fold] = dict(miou=res['results']['miou'], threshold=m.threshold, base_miou=base)
-            for b, v in res['baselines'].items(): rows.setdefault(b, {})[fold] = dict(miou=v['miou'])
-    return rows
-
 def table_markdown(rows: dict) -> str:
     "The table as markdown: one row per method, one column per fold, the mean."
     folds = sorted(next(iter(rows.values())))
@@ -232,11 +191,19 @@ def save_prior_table(rows: dict, # `prior_quality_table` output
     atomic_write(path, json.dumps(data, indent=1))
     return path
 
+def load_prior_table(bundle: str | Path = 'miniclip-shapeworld', # bundle name (in the package) or folder
+                    ) -> dict | None: # the JSON, with integer fold keys in `rows`; None if the bundle has no table
+    "Read a bundle's prior table (`save_prior_table`)."
+    folder = Path(bundle) if Path(bundle).is_dir() else bundled_dir() / str(bundle)
+    path = folder / PRIOR_TABLE_FILE
+    if not path.is_file(): return None
+    table = json.loads(path.read_text())
+    table['rows'] = {k: {int(f): v for f, v in r.items()} for k, r in table['rows'].items()}
+    return table
+
 def shipped_threshold(kind: str = 'vvp+vtp', fold: int = 0, # prior kind and ShapeWorld fold
                       bundle: str | Path = 'miniclip-shapeworld', # bundle name (in the package) or folder
                      ) -> float | None:
     "The threshold chosen on the base classes of `fold` for `kind`, from a bundle's prior table (None if absent)."
-    folder = Path(bundle) if Path(bundle).is_dir() else bundled_dir() / str(bundle)
-    path = folder / PRIOR_TABLE_FILE
-    if not path.is_file(): return None
-    return json.loads(path.read_text())['rows'].get(kind, {}).get(str(fold), {}).get('threshold')
+    table = load_prior_table(bundle)
+    return None if table is None else table['rows'].get(kind, {}).get(fold, {}).get('threshold')

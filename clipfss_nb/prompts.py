@@ -6,11 +6,10 @@
 from __future__ import annotations
 import torch
 import open_clip
-from .data import VOC_CLASSES
 from .shapeworld import SHAPEWORLD_CLASSES
 
 # %% auto #0
-__all__ = ['PICLIP_FG_TEMPLATE', 'PICLIP_BG_TEMPLATE', 'IMAGENET_TEMPLATES', 'CLIPSEG_TEMPLATES', 'TEMPLATE_SETS',
+__all__ = ['PICLIP_FG_TEMPLATE', 'PICLIP_BG_TEMPLATE', 'IMAGENET_TEMPLATES', 'CLIPSEG_TEMPLATES', 'TEMPLATE_SETS', 'VOC_CLASSES',
            'PASCAL_CLASSES', 'PASCAL_CLASSES_CLIPES', 'COCO_CLASSES', 'COCO_CLASSES_CLIPES', 'CLASS_NAMES',
            'synonym_name', 'class_names', 'prompts', 'text_classifier', 'mask_image']
 
@@ -24,7 +23,9 @@ TEMPLATE_SETS = {'piclip': (PICLIP_FG_TEMPLATE,), 'piclip-without': (PICLIP_BG_T
                  'imagenet': IMAGENET_TEMPLATES, 'clipseg': CLIPSEG_TEMPLATES}
 
 # %% ../nbs/03_prompts.ipynb #eab58ae9
-PASCAL_CLASSES = tuple(VOC_CLASSES)
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
+               'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+PASCAL_CLASSES = VOC_CLASSES
 PASCAL_CLASSES_CLIPES = tuple({'bird': 'bird avian', 'chair': 'chair seat', 'person': 'person with clothes,people,human',
                                'tvmonitor': 'tvmonitor screen'}.get(n, n) for n in PASCAL_CLASSES)
 COCO_CLASSES = (

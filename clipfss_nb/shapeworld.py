@@ -4,20 +4,18 @@
 
 # %% ../nbs/02_shapeworld.ipynb #c93df4c4
 from __future__ import annotations
-import json, sys, time
+import json, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
 from fastcore.basics import patch
-from fastcore.script import call_parse
 import matplotlib.pyplot as plt
-from .core import atomic_path, atomic_write, IGNORE_INDEX, accept_hyphen_flags
+from .core import atomic_path, atomic_write, IGNORE_INDEX
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'COLOURS', 'CATEGORIES', 'SHAPEWORLD_CLASSES', 'SHAPEWORLD_FOLDS', 'PLURALS', 'CAPTION_TEMPLATES',
            'NUMBERS', 'shape_mask', 'pattern_mask', 'ShapeWorld', 'boundary_band', 'make_captions', 'caption_classes',
-           'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'class_image_counts', 'write_shapeworld',
-           'clipfss_shapeworld']
+           'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'class_image_counts', 'write_shapeworld']
 
 # %% ../nbs/02_shapeworld.ipynb #da82fc56
 GENERATOR_VERSION = '1.0'
@@ -384,17 +382,3 @@ def write_shapeworld(root: str | Path, # output folder (created)
     atomic_write(root / 'shapeworld.json', json.dumps(meta, indent=1))
     if verbose: print(f"wrote {n_train}+{n_val} scenes to {root} in {secs:.1f}s ({(n_train + n_val) / secs:.0f} scenes/s)")
     return meta
-
-# %% ../nbs/02_shapeworld.ipynb #02f34aa6
-accept_hyphen_flags('clipfss-shapeworld', 'clipfss-train-miniclip')
-
-# %% ../nbs/02_shapeworld.ipynb #fdbbf9e3
-@call_parse
-def clipfss_shapeworld(root: str = 'data/shapeworld', # output folder
-                       n_train: int = 2000, # scenes in the train split
-                       n_val: int = 500, # scenes in the val split
-                       size: int = 128, # image side in pixels
-                       seed: int = 0, # world seed
-                      ):
-    "Write ShapeWorld-5i (PASCAL VOC layout) to ROOT."
-    write_shapeworld(root, n_train, n_val, size, seed, verbose=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 import open_clip
 from safetensors.torch import save_file
-from .backbone import WordTokenizer, DenseCLIP, save_bundle, build_clip
+from .backbone import WordTokenizer, DenseCLIP, save_bundle, build_clip, list_bundles, load_backbone
 from .core import CLIP_MEAN, CLIP_STD
 
 # %% auto #0
 __all__ = ['TINY_WORDS', 'tiny_clip_cfg', 'tiny_tokenizer', 'make_tiny_clip', 'tiny_backbone', 'write_tiny_checkpoints',
-           'random_images']
+           'random_images', 'demo_backbone']
 
 # %% ../nbs/90_testing.ipynb #b8c12297
 TINY_WORDS = ('a photo of without the an image cat dog car bird boat person chair sheep red blue green shape . ,').split()
@@ -77,3 +77,10 @@ class _StateHolder(torch.nn.Module):
 def random_images(n: int = 2, height: int = 64, width: int = 64, seed: int = 0) -> torch.Tensor:
     "Seeded (n, 3, height, width) images in [0, 1]."
     return torch.rand(n, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+# %% ../nbs/90_testing.ipynb #7cb214a0
+def demo_backbone() -> DenseCLIP:
+    "The shipped MiniCLIP on the CPU (or the tiny random fixture when the bundle is not installed)."
+    if 'miniclip-shapeworld' in list_bundles(): return load_backbone('miniclip-shapeworld', device='cpu', interpolation='bilinear')
+    return tiny_backbone(interpolation='bilinear')
+

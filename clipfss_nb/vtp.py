@@ -7,21 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
+from .core import minmax
 from .backbone import DenseCLIP, block_forward, qkv_heads, merge_heads
 from .prompts import PICLIP_FG_TEMPLATE, PICLIP_BG_TEMPLATE, text_classifier
 
 # %% auto #0
-__all__ = ['VTP_MODES', 'minmax', 'competitor_names', 'vtp_texts', 'VTPOutput', 'softmax_gradcam', 'vtp_input',
-           'visual_text_prior', 'demo_backbone']
-
-# %% ../nbs/04_vtp.ipynb #1f866378
-def minmax(x: torch.Tensor, # (..., h, w) maps
-           ndim: int = 2, # how many trailing dims form one map
-           eps: float = 1e-7) -> torch.Tensor:
-    "(x - min) / (max(x - min) + eps) per map."
-    flat = x.flatten(-ndim)
-    flat = flat - flat.amin(-1, keepdim=True)
-    return (flat / (flat.amax(-1, keepdim=True) + eps)).reshape(x.shape)
+__all__ = ['VTP_MODES', 'competitor_names', 'vtp_texts', 'VTPOutput', 'softmax_gradcam', 'vtp_input', 'visual_text_prior']
 
 # %% ../nbs/04_vtp.ipynb #c5955e4e
 VTP_MODES = ('without', 'vocabulary', 'labels')
@@ -127,11 +118,3 @@ def visual_text_prior(bb: DenseCLIP, images: torch.Tensor, # (B, 3, H, W) in [0,
     "Softmax-GradCAM VTP of `images` for `class_names` (see `softmax_gradcam`)."
     texts, valid, tgt = vtp_texts(bb, class_names, mode, vocabulary, labels)
     return softmax_gradcam(bb, vtp_input(bb, images), texts, valid, tgt, attn_blocks)
-
-# %% ../nbs/04_vtp.ipynb #7cb214a0
-def demo_backbone() -> DenseCLIP:
-    "The shipped MiniCLIP on the CPU (or the tiny random fixture when the bundle is not installed)."
-    from clipfss_nb.backbone import list_bundles, load_backbone
-    if 'miniclip-shapeworld' in list_bundles(): return load_backbone('miniclip-shapeworld', device='cpu', interpolation='bilinear')
-    from clipfss_nb.testing import tiny_backbone
-    return tiny_backbone(interpolation='bilinear')

@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from clipfss_nb.core import IMAGENET_MEAN, IMAGENET_STD, normalize
-from clipfss_nb.clipseg import (CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur, gaussian_kernel1d,
-                                load_clipseg, save_clipseg, clipseg_metadata, clipfss_train_clipseg, CLIPSegMethod,
-                                ShapeWorldSegData, shapeworld_clipseg)
+from clipfss_nb.clipseg import CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur, gaussian_kernel1d
+from clipfss_nb.clipseg_weights import load_clipseg, save_clipseg, clipseg_metadata
+from clipfss_nb.cli import clipfss_train_clipseg
+from clipfss_nb.clipseg_training import CLIPSegMethod, ShapeWorldSegData, shapeworld_clipseg
 from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
 
 

@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip('transformers')
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
-from clipfss_nb.clipseg import CLIPSeg, load_clipseg, split_hf_clipseg, hf_clipseg_files, save_clipseg
+from clipfss_nb.clipseg import CLIPSeg
+from clipfss_nb.clipseg_weights import load_clipseg, split_hf_clipseg, hf_clipseg_files, save_clipseg
 from clipfss_nb.backbone import WeightsNotFoundError
 
 TOL = 1e-4

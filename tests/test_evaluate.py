@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 from clipfss_nb.data import VOCDataset, make_voc_like, build_fold_lists, sample_hsnet, sample_pfenet, episodes_from_tsv
-from clipfss_nb.evaluate import (intersect_union, IoUMeter, make_view, score_episode, evaluate, get_method, ToyPrototype,
-                                 FSSMethod, clipfss_eval, METHODS)
+from clipfss_nb.methods import intersect_union, IoUMeter, get_method, FSSMethod, METHODS
+from clipfss_nb.evaluate import make_view, score_episode, evaluate, ToyPrototype
+from clipfss_nb.cli import clipfss_eval
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
@@ -39,7 +40,7 @@ def test_hsnet_view_and_pfenet_scoring():
 
 def test_baselines_and_registry(world):
     assert {'all-foreground', 'support-copy'} <= set(METHODS)
-    assert get_method('clipfss_nb.evaluate:ToyPrototype').name == 'toy-prototype'
+    assert get_method('toy-prototype').name == 'toy-prototype'
     fl = build_fold_lists(world, 0, min_pixels=300)
     r = evaluate('all-foreground', world, sample_hsnet(fl.pairs, 1, 50), 0, 'hsnet', 48, progress=False)
     assert r['results'] == r['baselines']['all-foreground']
@@ -113,7 +114,7 @@ def test_cli_folder_benchmark(tmp_path):
 
 def test_cli_resume_after_kill(world, tmp_path):
     out = tmp_path / 'k.json'
-    args = ('--root', world.root, '--episodes', 400, '--method', 'clipfss_nb.evaluate:ToyPrototype', '--img-size', 48, '--device', 'cpu',
+    args = ('--root', world.root, '--episodes', 400, '--method', 'toy-prototype', '--img-size', 48, '--device', 'cpu',
             '--min-pixels', 300, '--checkpoint-every', 20, '--quiet', '--out', out)
     p = _cli(*args)
     ck, t0 = Path(str(out) + '.ckpt.json'), time.time()
@@ -125,7 +126,7 @@ def test_cli_resume_after_kill(world, tmp_path):
     p = _cli(*args); so, se = p.communicate(timeout=600); assert p.returncode == 0, se
     resumed = json.loads(out.read_text())
     assert resumed['timing']['resumed']
-    clipfss_eval(root=str(world.root), episodes=400, method='clipfss_nb.evaluate:ToyPrototype', img_size=48, device='cpu',
+    clipfss_eval(root=str(world.root), episodes=400, method='toy-prototype', img_size=48, device='cpu',
                  min_pixels=300, quiet=True, out=str(tmp_path / 'ref.json'))
     ref = json.loads((tmp_path / 'ref.json').read_text())
     assert resumed['results'] == ref['results'] and resumed['baselines'] == ref['baselines']

@@ -2,13 +2,13 @@
 import os, time
 import numpy as np
 import pytest
+from pathlib import Path
 import torch
 import open_clip
 from clipfss_nb.backbone import WordTokenizer, ConvStem, load_backbone, bundled_dir
 from clipfss_nb.shapeworld import ShapeWorld, SHAPEWORLD_CLASSES
-from clipfss_nb.miniclip import (MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_miniclip, caption_targets,
-                                 contrastive_loss, prompt_losses, train_miniclip, save_miniclip, zero_shot_eval, scene_bank,
-                                 bank_batch, caption_key)
+from clipfss_nb.miniclip import MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_miniclip
+from clipfss_nb.miniclip_training import TRAIN_DEFAULTS, model_card, caption_targets, contrastive_loss, prompt_losses, train_miniclip, save_miniclip, zero_shot_eval, scene_bank, bank_batch, caption_key
 
 SLOW = pytest.mark.skipif(not os.environ.get('CLIPFSS_SLOW'), reason='slow: set CLIPFSS_SLOW=1')
 SHIPPED = bundled_dir() / MINICLIP_NAME
@@ -123,7 +123,6 @@ def test_bad_size_schedule_fails_before_any_work():
 
 
 def test_model_card_records_the_initialisation_and_crops():
-    from clipfss_nb.miniclip import TRAIN_DEFAULTS, model_card
     cfg = miniclip_config(miniclip_tokenizer())
     hist, metrics = dict(train_seconds=60., bank_seconds=5., loss=[1.0]), dict(top1=0.5, mAP=0.5)
     plain, mimetic = (model_card(cfg, hist, metrics, TRAIN_DEFAULTS | dict(mimetic_init=m)) for m in (False, True))
@@ -144,20 +143,36 @@ def test_model_card_records_the_initialisation_and_crops():
 
 
 def test_cli_flag_reaches_training(monkeypatch, tmp_path):
-    from fastcore.script import anno_parser
-    import clipfss_nb.miniclip as mc
+    import clipfss_nb.cli as cli
     seen = {}
-    monkeypatch.setattr(mc, 'train_and_save', lambda out, eval_every, **kw: seen.update(kw))
-    tail = mc.TRAIN_DEFAULTS['unmasked_tail']
-    cases = ((['--mimetic_init'], True, True, 0.5, tail, True, 3), ([], False, True, 0.5, tail, True, 3),
-             (['--shrink_scenes'], False, False, 0.5, tail, True, 3), (['--patch_dropout', '0'], False, True, 0.0, tail, True, 3),
-             (['--unmasked_tail', '0.2'], False, True, 0.5, 0.2, True, 3), (['--patchify', '--vision_layers', '6'], False, True, 0.5, tail, False, 6))
-    for argv, mimetic, crops, dropout, unmasked, stem, layers in cases:
-        args = anno_parser(mc.clipfss_train_miniclip).parse_args(['--out', str(tmp_path)] + argv)
-        mc.clipfss_train_miniclip(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})  # parser-only options
-        assert seen['mimetic_init'] is mimetic and seen['crop_to_objects'] is crops and seen['steps'] == mc.TRAIN_DEFAULTS['steps']
+    monkeypatch.setattr(cli, 'train_and_save', lambda out, eval_every, **kw: seen.update(kw, out=out))
+    tail = TRAIN_DEFAULTS['unmasked_tail']
+    cases = ((['--mimetic-init'], True, True, 0.5, tail, True, 3), ([], False, True, 0.5, tail, True, 3),
+             (['--shrink_scenes'], False, False, 0.5, tail, True, 3), (['--patch-dropout', '0'], False, True, 0.0, tail, True, 3),
+             (['--unmasked_tail', '0.2'], False, True, 0.5, 0.2, True, 3), (['--patchify', '--vision-layers', '6'], False, True, 0.5, tail, False, 6))
+    for i, (argv, mimetic, crops, dropout, unmasked, stem, layers) in enumerate(cases):
+        cli.clipfss_train_miniclip.main(['--out', str(tmp_path / str(i))] + argv)
+        assert seen['mimetic_init'] is mimetic and seen['crop_to_objects'] is crops and seen['steps'] == TRAIN_DEFAULTS['steps']
         assert seen['patch_dropout'] == dropout and seen['unmasked_tail'] == unmasked
         assert seen['conv_stem'] is stem and seen['vision_layers'] == layers
+
+
+def test_cli_never_overwrites_the_shipped_bundle(monkeypatch, tmp_path, capsys):
+    import clipfss_nb.cli as cli
+    monkeypatch.setattr(cli, 'train_and_save', lambda out, eval_every, **kw: pytest.fail('training must not start'))
+    monkeypatch.chdir(tmp_path)
+    shipped = bundled_dir() / MINICLIP_NAME
+    for argv, message in ((['--out', str(shipped)], 'inside the installed package'),
+                          (['--out', str(shipped), '--overwrite'], '--ship')):
+        with pytest.raises(SystemExit) as exit_info: cli.clipfss_train_miniclip.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    (tmp_path / 'runs' / MINICLIP_NAME).mkdir(parents=True); (tmp_path / 'runs' / MINICLIP_NAME / 'config.json').write_text('{}')
+    with pytest.raises(SystemExit): cli.clipfss_train_miniclip.main([])  # the default output exists: refused
+    assert '--overwrite' in capsys.readouterr().err
+    monkeypatch.setattr(cli, 'train_and_save', lambda out, eval_every, **kw: kw.update(out=out) or setattr(cli, '_seen', out))
+    cli.clipfss_train_miniclip.main(['--ship'])
+    assert Path(cli._seen) == shipped  # only --ship targets the package's bundle
+    del cli._seen
 
 
 def test_crops_reach_training():
