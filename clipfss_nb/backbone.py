@@ -10,7 +10,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 import open_clip
+from huggingface_hub import hf_hub_download
 import clipfss_nb
 from open_clip.transformer import LayerNormFp32, VisionTransformer
 from safetensors.torch import load_file, save_file
@@ -40,40 +42,41 @@ class WordTokenizer:
     def __repr__(self): return f'WordTokenizer(vocab_size={self.vocab_size}, context_length={self.context_length})'
 
 # %% ../nbs/01_backbone.ipynb #bd350b5a
-def _tok_encode(self: WordTokenizer, text: str) -> list[int]:
+@patch
+def encode(self: WordTokenizer, text: str) -> list[int]:
     ids = [self.stoi.get(w, self.unk_id) for w in self.split(text)][:self.context_length - 2]
     return [self.sot_id, *ids, self.eot_id]
 
-def _tok_call(self: WordTokenizer, texts: str | list[str], context_length: int | None = None) -> torch.Tensor:
+@patch
+def __call__(self: WordTokenizer, texts: str | list[str], context_length: int | None = None) -> torch.Tensor:
     texts = [texts] if isinstance(texts, str) else list(texts)
     out = torch.zeros(len(texts), context_length or self.context_length, dtype=torch.long)  # (B, L), 0 = <pad>
     for row, text in enumerate(texts):
-        ids = _tok_encode(self, text)[:out.shape[1]]
+        ids = self.encode(text)[:out.shape[1]]
         ids[-1] = self.eot_id
         out[row, :len(ids)] = torch.tensor(ids)
     return out
 
-def _tok_decode(self: WordTokenizer, ids) -> str:
+@patch
+def decode(self: WordTokenizer, ids) -> str:
     words = [self.itos[int(i)] for i in ids if int(i) not in (self.pad_id, self.sot_id, self.eot_id)]
     return re.sub(r' ([^\w<])', r'\1', ' '.join(words))
 
-WordTokenizer.encode, WordTokenizer.__call__, WordTokenizer.decode = _tok_encode, _tok_call, _tok_decode
-
 # %% ../nbs/01_backbone.ipynb #11bb5c12
-def _tok_from_texts(cls, texts: list[str], context_length: int = 16) -> WordTokenizer:
+@patch(cls_method=True)
+def from_texts(cls: WordTokenizer, texts: list[str], context_length: int = 16) -> WordTokenizer:
     "Build the vocabulary (sorted, so it is deterministic) from `texts`."
     return cls(sorted({w for t in texts for w in cls.split(t)}), context_length)
 
-def _tok_save(self: WordTokenizer, path: str | Path):
+@patch
+def save(self: WordTokenizer, path: str | Path):
     atomic_write(path, json.dumps({'type': 'word', 'vocab': self.words, 'context_length': self.context_length}, indent=1))
 
-def _tok_load(cls, path: str | Path) -> WordTokenizer:
+@patch(cls_method=True)
+def load(cls: WordTokenizer, path: str | Path) -> WordTokenizer:
     spec = json.loads(Path(path).read_text())
     if spec.get('type') != 'word': raise ValueError(f"{path}: not a word tokenizer file (type={spec.get('type')!r})")
     return cls(spec['vocab'], spec['context_length'])
-
-WordTokenizer.from_texts, WordTokenizer.load = classmethod(_tok_from_texts), classmethod(_tok_load)
-WordTokenizer.save = _tok_save
 
 # %% ../nbs/01_backbone.ipynb #05edcf9c
 def load_state_dict_file(path: str | Path, # .safetensors, .pt, .pth or .bin
@@ -199,7 +202,8 @@ def resize_pos_embed(table: torch.Tensor, # (1+gh*gw, C) positional embedding, C
     rows = F.interpolate(rows, size=tuple(grid), mode=mode, align_corners=False)  # (1, C, h, w)
     return torch.cat([table[:1], rows[0].permute(1, 2, 0).reshape(-1, rows.shape[1]).to(table.dtype)])
 
-def _pos_embed(self: DenseCLIP, grid: tuple[int, int], mode: str | None = None) -> torch.Tensor:
+@patch
+def pos_embed(self: DenseCLIP, grid: tuple[int, int], mode: str | None = None) -> torch.Tensor:
     "Positional embedding (1+h*w, C) for an (h, w) patch grid (cached: the model is frozen)."
     mode = mode or self.interpolation
     table, native = self.visual.positional_embedding, tuple(self.visual.grid_size)  # (1+g*g, C)
@@ -208,18 +212,19 @@ def _pos_embed(self: DenseCLIP, grid: tuple[int, int], mode: str | None = None) 
     if key not in self._pos_cache: self._pos_cache[key] = resize_pos_embed(table, native, grid, mode)
     return self._pos_cache[key]
 
-DenseCLIP.pos_embed = _pos_embed
-
 # %% ../nbs/01_backbone.ipynb #d360e017
-def _block_index(self: DenseCLIP, i: int) -> int:
+@patch
+def block_index(self: DenseCLIP, i: int) -> int:
     if not -self.n_blocks <= i < self.n_blocks: raise IndexError(f"block {i} out of range for {self.n_blocks} blocks")
     return i % self.n_blocks
 
-def _preprocess(self: DenseCLIP, images: torch.Tensor) -> torch.Tensor:
+@patch
+def preprocess(self: DenseCLIP, images: torch.Tensor) -> torch.Tensor:
     "(B,3,H,W) images in [0,1] → normalised pixels on the model's device and dtype."
     return normalize(images.to(self.device, torch.float32), self.mean, self.std).to(self.dtype)
 
-def _embed(self: DenseCLIP, pixels: torch.Tensor, interpolation: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+@patch
+def embed(self: DenseCLIP, pixels: torch.Tensor, interpolation: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     "Patchify + CLS + positional embedding + ln_pre → ((B, 1+N, C), (h, w))."
     v = self.visual
     x = v.conv1(pixels.to(self.dtype))  # (B, C, h, w)
@@ -228,9 +233,8 @@ def _embed(self: DenseCLIP, pixels: torch.Tensor, interpolation: str | None = No
     x = torch.cat([v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)  # (B, 1+N, C)
     return v.ln_pre(x + self.pos_embed(grid, interpolation).to(x.dtype)), grid
 
-DenseCLIP.block_index, DenseCLIP.preprocess, DenseCLIP.embed = _block_index, _preprocess, _embed
-
 # %% ../nbs/01_backbone.ipynb #3e49468d
+@patch
 def _project(self: DenseCLIP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Final tokens (B, 1+N, C) → (patch embeddings (B, N, D), pooled (B, D)) as open_clip pools."
     v = self.visual
@@ -242,7 +246,8 @@ def _project(self: DenseCLIP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
         pooled, patches = (x[:, 0] if v.pool_type == 'tok' else x[:, 1:].mean(1)), x[:, 1:]
     return patches @ v.proj, pooled @ v.proj
 
-def _forward(self: DenseCLIP,
+@patch
+def forward(self: DenseCLIP,
              pixels: torch.Tensor, # (B, 3, H, W) normalised (see `preprocess`); H, W ≥ patch size
              blocks=(), # block indices whose outputs to keep (0-based, negatives allowed)
              attn_blocks=(), # block indices whose attention maps to keep
@@ -266,17 +271,17 @@ def _forward(self: DenseCLIP,
     patch_embeds, image_embed = self._project(x)
     return DenseOutput(tokens, attentions, grid, patch_embeds, image_embed)
 
-DenseCLIP._project, DenseCLIP.forward = _project, _forward
-
 # %% ../nbs/01_backbone.ipynb #5f07697f
-def _encode_text(self: DenseCLIP, texts: list[str], normalize: bool = True, batch_size: int = 256) -> torch.Tensor:
+@patch
+def encode_text(self: DenseCLIP, texts: list[str], normalize: bool = True, batch_size: int = 256) -> torch.Tensor:
     "Embed `texts` → (T, D), L2-normalised by default."
     with torch.no_grad():
         embs = torch.cat([self.clip.encode_text(self.tokenizer(texts[i:i + batch_size]).to(self.device))
                           for i in range(0, len(texts), batch_size)])
     return F.normalize(embs.float(), dim=-1) if normalize else embs.float()
 
-def _encode_class_names(self: DenseCLIP, names, templates=('a photo of a {}.',)) -> torch.Tensor:
+@patch
+def encode_class_names(self: DenseCLIP, names, templates=('a photo of a {}.',)) -> torch.Tensor:
     "Template-averaged, normalised class embeddings → (C, D) float32, cached."
     names, templates = tuple(names), tuple(templates)
     key = (templates, names, self.device, self.dtype)
@@ -285,8 +290,6 @@ def _encode_class_names(self: DenseCLIP, names, templates=('a photo of a {}.',))
         embs = embs.reshape(len(names), len(templates), -1).mean(1)
         self._text_cache[key] = F.normalize(embs, dim=-1)
     return self._text_cache[key]
-
-DenseCLIP.encode_text, DenseCLIP.encode_class_names = _encode_text, _encode_class_names
 
 # %% ../nbs/01_backbone.ipynb #561c4fe7
 class WeightsNotFoundError(FileNotFoundError):
@@ -305,7 +308,6 @@ def list_bundles(folder: str | Path | None = None) -> list[str]:
 
 # %% ../nbs/01_backbone.ipynb #8803928b
 def _hub_file(repo_id: str, cache_dir, offline: bool) -> str:
-    from huggingface_hub import hf_hub_download
     last = None
     for filename in ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin'):
         try: return hf_hub_download(repo_id, filename, cache_dir=cache_dir, local_files_only=offline)

@@ -8,13 +8,15 @@ import random
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from .core import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .backbone import DenseCLIP
 
 # %% auto #0
-__all__ = ['SHUFFLE_PLUS', 'CLIPSegDecoder', 'text_embedding', 'mix_conditionals', 'gaussian_kernel1d', 'gaussian_blur',
-           'PromptEngineering', 'engineer_prompt', 'ImageFeatures', 'CLIPSeg']
+__all__ = ['CLIPSegDecoder', 'text_embedding', 'mix_conditionals', 'gaussian_blur', 'PromptEngineering', 'engineer_prompt',
+           'ImageFeatures', 'CLIPSeg']
 
 # %% ../nbs/07_clipseg.ipynb #e83a426d
 class CLIPSegDecoder(nn.Module):
@@ -51,7 +53,8 @@ class CLIPSegDecoder(nn.Module):
                     patch_size=self.patch_size, refined=self.refined, dropout=blk.dropout.p, cond_layer=self.cond_layer)
 
 # %% ../nbs/07_clipseg.ipynb #88551d04
-def _decoder_forward(self: CLIPSegDecoder,
+@patch
+def forward(self: CLIPSegDecoder,
                      readouts: list[torch.Tensor], # n_layers × (B, 1+N, C), shallow → deep (as `extract_layers`)
                      cond: torch.Tensor, # (K, cond_dim) conditional vectors, one per output
                      grid: tuple[int, int], # (h, w) token grid, N = h*w
@@ -70,15 +73,10 @@ def _decoder_forward(self: CLIPSegDecoder,
     z = a[:, 1:].transpose(1, 2).reshape(a.shape[0], a.shape[2], *grid)  # drop CLS → (K, D, h, w)
     return self.trans_conv(z)
 
-CLIPSegDecoder.forward = _decoder_forward
-
 # %% ../nbs/07_clipseg.ipynb #1569d0a6
-SHUFFLE_PLUS = ('a photo of a {}.', 'a photograph of a {}.', 'an image of a {}.', '{}.', 'a cropped photo of a {}.',
-                'a good photo of a {}.', 'a photo of one {}.', 'a bad photo of a {}.', 'a photo of the {}.')
-
 def text_embedding(backbone: DenseCLIP, # the CLIP whose text tower embeds the prompts
                    texts: str | list[str], # K phrases (class names, referring expressions)
-                   templates: tuple[str, ...] | None = None, # e.g. SHUFFLE_PLUS; None: the raw strings
+                   templates: tuple[str, ...] | None = None, # e.g. CLIPSEG_TEMPLATES; None: the raw strings
                    sample: bool = False, # one random template per phrase (training) instead of the average
                    rng: random.Random | None = None, # for `sample`
                   ) -> torch.Tensor: # (K, E) unnormalised
@@ -101,22 +99,14 @@ def mix_conditionals(text: torch.Tensor, # (K, E) text embeddings
     return w * text + (1 - w) * visual
 
 # %% ../nbs/07_clipseg.ipynb #555989bf
-def gaussian_kernel1d(sigma: float = 3.0, size: int = 15) -> torch.Tensor:
-    "Normalised 1-D Gaussian taps, (size,)."
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return (g / g.sum()).float()
-
 def gaussian_blur(x: torch.Tensor, # (..., C, H, W) images
                   sigma: float = 3.0, size: int = 15) -> torch.Tensor:
-    "Separable per-channel Gaussian blur with a reflected border (OpenCV's BORDER_REFLECT_101)."
-    shape = x.shape
-    y = x.reshape(-1, 1, *shape[-2:]).float()  # (B*C, 1, H, W)
-    g, r = gaussian_kernel1d(sigma, size).to(y.device), size // 2
-    mode = 'reflect' if min(shape[-2:]) > r else 'replicate'  # reflect needs more pixels than the radius
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=mode), g.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), g.view(1, 1, -1, 1))
-    return y.reshape(shape).to(x.dtype)
+    "Per-channel Gaussian blur with a reflected border (OpenCV's BORDER_REFLECT_101), by torchvision."
+    r = size // 2
+    if min(x.shape[-2:]) > r: return TF.gaussian_blur(x.float(), [size, size], [sigma, sigma]).to(x.dtype)
+    # reflection needs more pixels than the radius: a smaller image replicates its border, then is cropped back
+    y = F.pad(x.float().reshape(-1, *x.shape[-3:]), (r, r, r, r), mode='replicate')
+    return TF.gaussian_blur(y, [size, size], [sigma, sigma])[..., r:-r, r:-r].reshape(x.shape).to(x.dtype)
 
 # %% ../nbs/07_clipseg.ipynb #56d96e5a
 @dataclass
@@ -197,7 +187,8 @@ class CLIPSeg(nn.Module):
     def __repr__(self): return f"CLIPSeg({self.name}: {self.backbone!r}, read-outs {self.extract_layers}, D={self.decoder.config['reduce_dim']}, {'refined' if self.decoder.refined else 'plain'} head)"
 
 # %% ../nbs/07_clipseg.ipynb #c130c79d
-def _preprocess(self: CLIPSeg, images: torch.Tensor, # (B, 3, H, W) in [0, 1]
+@patch
+def preprocess(self: CLIPSeg, images: torch.Tensor, # (B, 3, H, W) in [0, 1]
                 size: int | tuple[int, int] | None = None, # resize (bilinear) first, e.g. 352
                ) -> torch.Tensor: # (B, 3, H', W') normalised, on the model's device
     "ImageNet-normalise (and optionally resize) images for CLIPSeg."
@@ -207,14 +198,16 @@ def _preprocess(self: CLIPSeg, images: torch.Tensor, # (B, 3, H, W) in [0, 1]
         if tuple(x.shape[-2:]) != size: x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
     return normalize(x, self.mean, self.std).to(self.backbone.dtype)
 
-def _encode_image(self: CLIPSeg, pixels: torch.Tensor, # (B, 3, H, W) normalised
+@patch
+def encode_image(self: CLIPSeg, pixels: torch.Tensor, # (B, 3, H, W) normalised
                  ) -> ImageFeatures:
     "The read-outs of one vision-tower pass (stops at the deepest read-out block)."
     with torch.no_grad():
         out = self.backbone(pixels, blocks=self.extract_layers, stop_at=max(self.extract_layers))
     return ImageFeatures([out.tokens[i].float() for i in self.extract_layers], out.grid)
 
-def _decode(self: CLIPSeg, feats: ImageFeatures, cond: torch.Tensor, # (K, E) conditional vectors
+@patch
+def decode(self: CLIPSeg, feats: ImageFeatures, cond: torch.Tensor, # (K, E) conditional vectors
             image_index: torch.Tensor | None = None, # (K,) image of each prompt; default: K == B, or all 0 when B == 1
            ) -> torch.Tensor: # (K, 1, H, W) logits
     "Decode the image features for each conditional vector."
@@ -222,20 +215,21 @@ def _decode(self: CLIPSeg, feats: ImageFeatures, cond: torch.Tensor, # (K, E) co
     if image_index is None and B == 1 and K > 1: image_index = torch.zeros(K, dtype=torch.long, device=cond.device)
     return self.decoder(feats.readouts, cond.to(self.device, torch.float32), feats.grid, image_index)
 
-def _clipseg_forward(self: CLIPSeg, pixels: torch.Tensor, # (B, 3, H, W) normalised
+@patch
+def forward(self: CLIPSeg, pixels: torch.Tensor, # (B, 3, H, W) normalised
                      cond: torch.Tensor, # (K, E)
                      image_index: torch.Tensor | None = None) -> torch.Tensor: # (K, 1, H, W) logits
     "Logits for conditional vectors `cond` on `pixels`; each image is encoded once."
     return self.decode(self.encode_image(pixels), cond, image_index)
 
-CLIPSeg.preprocess, CLIPSeg.encode_image, CLIPSeg.decode, CLIPSeg.forward = _preprocess, _encode_image, _decode, _clipseg_forward
-
 # %% ../nbs/07_clipseg.ipynb #f92170d0
-def _text_embedding(self: CLIPSeg, texts, templates=None, sample=False, rng=None) -> torch.Tensor:
+@patch
+def text_embedding(self: CLIPSeg, texts, templates=None, sample=False, rng=None) -> torch.Tensor:
     "Text conditional vectors (K, E), see `text_embedding`."
     return text_embedding(self.backbone, texts, templates, sample, rng)
 
-def _visual_embedding(self: CLIPSeg,
+@patch
+def visual_embedding(self: CLIPSeg,
                       images: torch.Tensor, # (K, 3, H, W) support images in [0, 1] (or normalised, see `normalized`)
                       masks: torch.Tensor | None = None, # (K, H, W) binary masks; None: use the images as they are
                       pe: PromptEngineering | None = None, # recipe; default `self.prompt` (CLIPSeg's, at `prompt_size`)
@@ -249,15 +243,15 @@ def _visual_embedding(self: CLIPSeg,
         x = torch.stack([engineer_prompt(i, m.to(self.device), pe, bl) for i, m, bl in zip(x, masks, blurred)])
     with torch.no_grad(): return self.backbone(x.to(self.backbone.dtype)).image_embed.float()
 
-CLIPSeg.text_embedding, CLIPSeg.visual_embedding = _text_embedding, _visual_embedding
-
 # %% ../nbs/07_clipseg.ipynb #f5d597bd
+@patch
 def _conditionals(self: CLIPSeg, prompts) -> torch.Tensor:
     if torch.is_tensor(prompts): return prompts.to(self.device, torch.float32)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     return self.text_embedding(prompts)
 
-def _segment(self: CLIPSeg,
+@patch
+def segment(self: CLIPSeg,
              images: torch.Tensor, # (B, 3, H, W) in [0, 1], or (3, H, W)
              prompts, # K strings, or a (K, E) tensor of conditional vectors
              size: int | None | str = 'auto', # side the model runs at ('auto': `input_size`; None: the image size, rounded down to the patch)
@@ -278,5 +272,3 @@ def _segment(self: CLIPSeg,
     out = F.interpolate(out, size=(H, W), mode='bilinear', align_corners=False).reshape(B, K, H, W)
     out = out if logits else out.sigmoid()
     return out[0] if single else out
-
-CLIPSeg._conditionals, CLIPSeg.segment = _conditionals, _segment

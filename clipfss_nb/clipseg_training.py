@@ -10,11 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import seed_everything, file_sha256
+from .core import seed_everything, file_sha256, warmup_cosine
 from .backbone import DenseCLIP, load_backbone
 from .shapeworld import ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS
 from .methods import FSSMethod, register_method
-from .clipseg import CLIPSeg, SHUFFLE_PLUS, text_embedding, mix_conditionals
+from .prompts import CLIPSEG_TEMPLATES
+from .clipseg import CLIPSeg, text_embedding, mix_conditionals
 from .clipseg_weights import load_clipseg
 
 # %% auto #0
@@ -84,7 +85,7 @@ def train_clipseg(model: CLIPSeg, # model to train (its decoder)
                   p_negative: float = 0.2, # negatives
                   text_weight: tuple[float, float] = (0.0, 0.5), # w ~ U(lo, hi) in c = w·t + (1−w)·s
                   p_text: float = 0.2, # pure text conditioning (w = 1)
-                  templates: tuple[str, ...] = SHUFFLE_PLUS, # one drawn per sample
+                  templates: tuple[str, ...] = CLIPSEG_TEMPLATES, # one drawn per sample
                   seed: int = 0, # batch sampling, weights and dropout
                   log_every: int = 50, # print the running loss (0: never)
                  ) -> dict: # history: loss per step, seconds
@@ -95,7 +96,6 @@ def train_clipseg(model: CLIPSeg, # model to train (its decoder)
     with torch.no_grad():
         table = text_embedding(model.backbone, [t.format(n) for n in names for t in templates]).reshape(len(names), len(templates), -1).to(dev)
     opt = torch.optim.AdamW(model.decoder.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr_min)
     model.train()
     hist, t0, run = dict(loss=[]), time.perf_counter(), None
     for step in range(steps):
@@ -111,11 +111,12 @@ def train_clipseg(model: CLIPSeg, # model to train (its decoder)
         if target.shape[-2:] != logits.shape[-2:]:
             target, valid = (F.interpolate(x, size=logits.shape[-2:], mode='nearest') for x in (target, valid))
         loss = (F.binary_cross_entropy_with_logits(logits, target, reduction='none') * valid).sum() / valid.sum().clamp(min=1)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        for g in opt.param_groups: g['lr'] = warmup_cosine(step, steps, lr, lr_min=lr_min)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         hist['loss'].append(loss.item())
         run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
         if log_every and (step + 1) % log_every == 0:
-            print(f"step {step + 1}/{steps}: loss {run:.4f}, lr {sched.get_last_lr()[0]:.2e}, {time.perf_counter() - t0:.0f}s", flush=True)
+            print(f"step {step + 1}/{steps}: loss {run:.4f}, lr {opt.param_groups[0]['lr']:.2e}, {time.perf_counter() - t0:.0f}s", flush=True)
     model.eval()
     hist['seconds'] = time.perf_counter() - t0
     return hist

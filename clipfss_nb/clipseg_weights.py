@@ -8,6 +8,7 @@ import json, os
 from pathlib import Path
 import torch
 import open_clip
+from huggingface_hub import hf_hub_download
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import IMAGENET_MEAN, IMAGENET_STD, get_device, compute_dtype, atomic_path, file_sha256
@@ -136,7 +137,6 @@ def hf_clipseg_files(repo_id: str, # e.g. 'CIDAS/clipseg-rd64-refined'
                      offline: bool | None = None, # never touch the network (default: $HF_HUB_OFFLINE)
                     ) -> tuple[Path, Path]: # (config.json, weights file)
     "Local paths of a CLIPSeg hub checkpoint: cache or download."
-    from huggingface_hub import hf_hub_download
     if offline is None: offline = os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes')
     try:
         config = hf_hub_download(repo_id, 'config.json', cache_dir=cache_dir, local_files_only=offline)

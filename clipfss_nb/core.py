@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, random, tempfile, contextlib, hashlib
+import os, math, random, tempfile, contextlib, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,7 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'load_image', 'load_mask', 'binary_target',
            'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad', 'minmax',
-           'get_device', 'compute_dtype', 'seed_everything', 'atomic_path', 'atomic_write', 'file_sha256']
+           'get_device', 'compute_dtype', 'seed_everything', 'warmup_cosine', 'atomic_path', 'atomic_write',
+           'file_sha256']
 
 # %% ../nbs/00_core.ipynb #c0f52060
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -209,6 +210,17 @@ def compute_dtype(device: torch.device, # where the model runs
 def seed_everything(seed: int = 0):
     "Seed Python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #22e7076b
+def warmup_cosine(step: int, # optimisation step, 0-based
+                  steps: int, # total steps
+                  lr: float, # peak learning rate
+                  warmup: int = 0, # linear warm-up steps (the first one uses lr / warmup)
+                  lr_min: float = 0.0, # the floor reached at `steps`
+                 ) -> float:
+    "Learning rate at `step`: linear warm-up, then cosine decay from `lr` to `lr_min`."
+    if step < warmup: return lr * (step + 1) / warmup
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 # %% ../nbs/00_core.ipynb #331350a3
 def _current_umask() -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image
+import matplotlib.pyplot as plt
 from .prompts import VOC_CLASSES
 from .core import load_image, load_mask, binary_target, IGNORE_INDEX
 
@@ -379,7 +380,6 @@ def protocol_seeds(n: int, # number of seeds (BAM 5, HDMNet / PI-CLIP 10)
 # %% ../nbs/10_data.ipynb #8529c94e
 def show_episode(dataset: FSSDataset, episode: Episode, axs=None, pred=None, title: str = ''):
     "Draw query (+ target, + optional prediction) and supports with masks."
-    import matplotlib.pyplot as plt
     n = 1 + len(episode.supports) + (pred is not None)
     if axs is None: _, axs = plt.subplots(1, n, figsize=(1.9 * n, 2.0), dpi=70)
     def draw(ax, id, t):

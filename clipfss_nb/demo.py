@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import image_to_tensor, atomic_path, IGNORE_INDEX
-from .shapeworld import ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS
+from .shapeworld import ShapeWorld, shapeworld_name, SHAPEWORLD_FOLDS
 from .methods import intersect_union
 from .priors import compute_priors, prior_probability, PriorConfig
 
@@ -31,7 +31,7 @@ def shapeworld_episode(fold: int = 0, # fold whose novel classes are drawn
     q, sp = found
     tgt = lambda lab: np.where(lab == IGNORE_INDEX, IGNORE_INDEX, (lab == cls).astype(np.uint8)).astype(np.uint8)
     return dict(query=q['image'], support=sp['image'], query_label=tgt(q['label']), support_mask=tgt(sp['label']),
-                class_name=SHAPEWORLD_CLASSES[cls - 1])
+                class_name=shapeworld_name(cls))
 
 # %% ../nbs/06b_demo.ipynb #86754473
 def iou(pred: np.ndarray, target: np.ndarray) -> float:

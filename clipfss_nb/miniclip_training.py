@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 import open_clip
 from open_clip.transformer import PatchDropout, text_global_pool
-from .core import CLIP_MEAN, CLIP_STD, normalize, seed_everything
+from .core import CLIP_MEAN, CLIP_STD, normalize, seed_everything, warmup_cosine
 from .backbone import WordTokenizer, save_bundle, resize_pos_embed
 from .shapeworld import ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, caption_classes
 from .miniclip import MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_miniclip, init_miniclip_
@@ -23,7 +23,7 @@ from .miniclip import MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_
 __all__ = ['SIZE_SCHEDULE', 'PROMPT_OF', 'PROMPT_WITHOUT', 'TRAIN_DEFAULTS', 'SceneBank', 'object_boxes', 'named_classes',
            'scene_bank', 'caption_key', 'object_windows', 'object_crops', 'bank_batch', 'images_to_input',
            'encode_image_at', 'encode_text_trimmed', 'set_patch_dropout', 'scheduled_side', 'caption_targets',
-           'contrastive_loss', 'prompt_losses', 'lr_at', 'train_miniclip', 'encode_images', 'encode_prompts',
+           'contrastive_loss', 'prompt_losses', 'train_miniclip', 'encode_images', 'encode_prompts',
            'average_precision', 'zero_shot_eval', 'model_card', 'save_miniclip', 'train_and_save']
 
 # %% ../nbs/02b_miniclip_training.ipynb #c4da598a
@@ -200,11 +200,6 @@ def prompt_losses(img: torch.Tensor, # (B, D) normalised image features
 # %% ../nbs/02b_miniclip_training.ipynb #58b7c43f
 PROMPT_OF, PROMPT_WITHOUT = 'a photo of a {}.', 'a photo without a {}.'
 
-def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    "Linear warm-up then cosine decay to 0."
-    if step < warmup: return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
 def train_miniclip(steps: int = 4000, # optimisation steps
                    batch_size: int = 64, # scenes per step
                    lr: float = 2e-3, # peak learning rate
@@ -249,7 +244,7 @@ def train_miniclip(steps: int = 4000, # optimisation steps
     hist, run = dict(step=[], loss=[], seconds=[], bank_seconds=time.perf_counter() - t0, model_cfg=cfg), []
     unmasked_from = steps - round(unmasked_tail * steps)
     for step in range(steps):
-        for g in opt.param_groups: g['lr'] = lr_at(step, steps, lr, warmup)
+        for g in opt.param_groups: g['lr'] = warmup_cosine(step, steps, lr, warmup)
         if step in (0, unmasked_from): set_patch_dropout(model, patch_dropout if step < unmasked_from else 0.)
         side = scheduled_side(step, steps, size, size_schedule, model.visual.patch_size[0])
         images, caps, named = bank_batch(scenes, rng, batch_size, side if crop_to_objects else None)

@@ -14,8 +14,9 @@ from .core import atomic_path, atomic_write, IGNORE_INDEX
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'COLOURS', 'CATEGORIES', 'SHAPEWORLD_CLASSES', 'SHAPEWORLD_FOLDS', 'PLURALS', 'CAPTION_TEMPLATES',
-           'NUMBERS', 'shape_mask', 'pattern_mask', 'ShapeWorld', 'boundary_band', 'make_captions', 'caption_classes',
-           'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'class_image_counts', 'write_shapeworld']
+           'NUMBERS', 'shapeworld_name', 'shape_mask', 'pattern_mask', 'ShapeWorld', 'boundary_band', 'make_captions',
+           'caption_classes', 'check_sample', 'label_palette', 'show_scenes', 'category_gallery', 'class_image_counts',
+           'write_shapeworld']
 
 # %% ../nbs/02_shapeworld.ipynb #da82fc56
 GENERATOR_VERSION = '1.0'
@@ -39,6 +40,13 @@ CATEGORIES = [ # name, shape, pattern, colour, secondary colour of the pattern (
 SHAPEWORLD_CLASSES = tuple(c[0] for c in CATEGORIES)  # index 0 is class id 1
 SHAPEWORLD_FOLDS = {f: list(range(5 * f + 1, 5 * f + 6)) for f in range(4)}  # like PASCAL-5i
 PLURALS = {n: n + ('es' if n.endswith(('o', 'x', 'sh', 'ch')) else 's') for n in SHAPEWORLD_CLASSES} | {'starfish': 'starfish'}
+
+# %% ../nbs/02_shapeworld.ipynb #8af0db29
+def shapeworld_name(cls: int, # class id, 1..20 (0 is background)
+                   ) -> str:
+    "The name of a ShapeWorld-5i class id."
+    if not 1 <= cls <= len(SHAPEWORLD_CLASSES): raise ValueError(f"ShapeWorld class ids are 1..{len(SHAPEWORLD_CLASSES)}, got {cls}")
+    return SHAPEWORLD_CLASSES[cls - 1]
 
 # %% ../nbs/02_shapeworld.ipynb #d53d7f07
 def shape_mask(shape: str, # one of circle, square, triangle, diamond, star, ring, cross, hexagon
@@ -113,7 +121,8 @@ class ShapeWorld:
     def __repr__(self): return f"ShapeWorld(size={self.size}, seed={self.seed}, split={self.split!r})"
 
 # %% ../nbs/02_shapeworld.ipynb #c3f666e6
-def _background(self, rng) -> np.ndarray:
+@patch
+def _background(self: ShapeWorld, rng) -> np.ndarray:
     "Gradient, optional wallpaper, distractor blobs and lines: (H, W, 3) float in [0, 1]."
     S, xx, yy = self.size, self._xx, self._yy
     c0, c1 = rng.uniform(0.1, 0.9, 3), rng.uniform(0.1, 0.9, 3)
@@ -151,10 +160,9 @@ def _background(self, rng) -> np.ndarray:
         img[dist <= rng.uniform(0.6, 2.0) * S / 128] = rng.uniform(0, 1, 3)
     return img
 
-ShapeWorld._background = _background
-
 # %% ../nbs/02_shapeworld.ipynb #0103f981
-def _draw_object(self, rng, cls: int) -> tuple[tuple, np.ndarray, np.ndarray]:
+@patch
+def _draw_object(self: ShapeWorld, rng, cls: int) -> tuple[tuple, np.ndarray, np.ndarray]:
     "Random pose for class id `cls`: (crop box, inside mask, RGB patch) over its bounding box."
     S = self.size
     name, shape, pattern, colour, second = CATEGORIES[cls - 1]
@@ -175,8 +183,6 @@ def _draw_object(self, rng, cls: int) -> tuple[tuple, np.ndarray, np.ndarray]:
     shade = 1 + 0.12 * (u * rng.uniform(-1, 1) + v * rng.uniform(-1, 1))  # a little directional shading
     patch = np.clip(patch * shade[..., None], 0, 1)
     return (y0, y1, x0, x1), inside, patch
-
-ShapeWorld._draw_object = _draw_object
 
 # %% ../nbs/02_shapeworld.ipynb #d00a2907
 def boundary_band(instances: np.ndarray, # (H, W) instance ids, 0 = background
@@ -209,13 +215,13 @@ def make_captions(classes: list[int], # class ids present, with repeats for seve
     caps = []
     for k in range(n - 1):
         order = rng.permutation(len(ids)) if k else np.arange(len(ids))
-        items = [_phrase(SHAPEWORLD_CLASSES[ids[i] - 1], counts[i]) for i in order]
+        items = [_phrase(shapeworld_name(ids[i]), counts[i]) for i in order]
         lst = items[0] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
         tpl = CAPTION_TEMPLATES[0] if k == 0 else CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))]
         cap = tpl.format(lst)
-        if k == n - 2 and k: cap = cap[:-1] + f" without a {SHAPEWORLD_CLASSES[rng.choice(absent) - 1]}."
+        if k == n - 2 and k: cap = cap[:-1] + f" without a {shapeworld_name(rng.choice(absent))}."
         caps.append(cap)
-    caps.append(f"a photo without a {SHAPEWORLD_CLASSES[rng.choice(absent) - 1]}.")
+    caps.append(f"a photo without a {shapeworld_name(rng.choice(absent))}.")
     return caps
 
 # %% ../nbs/02_shapeworld.ipynb #8e06955b
@@ -256,11 +262,10 @@ def sample(self: ShapeWorld, index: int, # scene index, any non-negative integer
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     return dict(image=image, label=label, instances=inst, classes=sorted(set(classes)), captions=make_captions(classes, rng))
 
-def _nprobs(self):
+@patch
+def _nprobs(self: ShapeWorld):
     p = np.array([0.4, 0.3, 0.2, 0.1] + [0.05] * max(0, self.max_objects - 4))[:self.max_objects]
     return p / p.sum()
-
-ShapeWorld._nprobs = _nprobs
 
 # %% ../nbs/02_shapeworld.ipynb #58280335
 def check_sample(s: dict, # a scene from `ShapeWorld.sample`

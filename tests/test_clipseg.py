@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from clipfss_nb.core import IMAGENET_MEAN, IMAGENET_STD, normalize
-from clipfss_nb.clipseg import CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur, gaussian_kernel1d
+from clipfss_nb.clipseg import CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur
 from clipfss_nb.clipseg_weights import load_clipseg, save_clipseg, clipseg_metadata
 from clipfss_nb.cli import clipfss_train_clipseg
 from clipfss_nb.clipseg_training import CLIPSegMethod, ShapeWorldSegData, shapeworld_clipseg
@@ -13,7 +13,8 @@ from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoi
 
 def test_blur_matches_separable_gaussian():
     x = torch.rand(3, 33, 41)
-    ref = F.conv2d(F.pad(x[:, None], (7, 7, 7, 7), mode='reflect'), torch.outer(gaussian_kernel1d(), gaussian_kernel1d())[None, None])[:, 0]
+    g = torch.exp(-torch.arange(-7., 8.) ** 2 / 18); g /= g.sum()  # 15 taps, sigma 3
+    ref = F.conv2d(F.pad(x[:, None], (7, 7, 7, 7), mode='reflect'), torch.outer(g, g)[None, None])[:, 0]
     assert (gaussian_blur(x) - ref).abs().max() < 1e-5
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from clipfss_nb.core import load_image, load_mask
-from clipfss_nb.shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, SHAPEWORLD_FOLDS, CATEGORIES, boundary_band,
+from clipfss_nb.shapeworld import (ShapeWorld, SHAPEWORLD_CLASSES, shapeworld_name, SHAPEWORLD_FOLDS, CATEGORIES, boundary_band,
                                    caption_classes, check_sample, class_image_counts, write_shapeworld)
 
 
@@ -52,7 +52,7 @@ def test_band_only_at_borders():
 def test_check_sample_catches_wrong_caption():
     s = ShapeWorld(128, seed=0).sample(0)
     absent = next(c for c in range(1, 21) if c not in s['classes'])
-    bad = dict(s, captions=[f'a photo of a {SHAPEWORLD_CLASSES[absent - 1]}.'] + s['captions'][1:])
+    bad = dict(s, captions=[f'a photo of a {shapeworld_name(absent)}.'] + s['captions'][1:])
     with pytest.raises(AssertionError): check_sample(bad)
     assert caption_classes('a photo of two kites without a gem.') == ({8}, {9})
 
