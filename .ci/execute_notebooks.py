@@ -22,7 +22,7 @@ def skipped(cell, flags) -> bool:
 
 def execute(path: Path, flags: tuple[str, ...]) -> float:
     nb = read_nb(path)
-    shell = CaptureShell(path)
+    shell = CaptureShell(path, mpl_format='png')  # figures stored at display size (the default 'retina' stores 4x the pixels)
     shell.set_path(path.parent.resolve())
     start = time.perf_counter()
     cwd = os.getcwd(); os.chdir(path.parent)

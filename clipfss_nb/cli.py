@@ -4,12 +4,13 @@
 
 # %% ../nbs/20_cli.ipynb #5da70954
 from __future__ import annotations
-import argparse, importlib, os, sys, time
+import argparse, importlib, inspect, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 import open_clip
 from fastcore.script import anno_parser, store_true
+from accelerate import Accelerator
 import clipfss_nb
 from .core import load_image, load_mask, get_device, seed_everything, atomic_write
 from .backbone import load_backbone, list_bundles, bundled_dir
@@ -17,18 +18,20 @@ from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
 from .miniclip_training import TRAIN_DEFAULTS, train_and_save
 from .methods import METHODS, FSSMethod, get_method
-from .priors import shipped_threshold
+from .priors import PriorConfig, shipped_threshold
 from .demo import shapeworld_episode, run_demo, draw_demo
 from .clipseg_weights import save_clipseg
 from .clipseg_training import ShapeWorldSegData, train_clipseg, shapeworld_clipseg
-from .data import episodes_to_tsv
+from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
 from .results import evaluate_clipseg
+from .training import TrainConfig, FeatureStore
+from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'clipfss_demo', 'resolve_method', 'method_list',
-           'clipfss_eval', 'clipfss_train_clipseg']
+           'clipfss_eval', 'clipfss_train_clipseg', 'clipfss_train_decoder']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -191,13 +194,18 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
 
 # %% ../nbs/20_cli.ipynb #0f8fac99
 def resolve_method(spec: str, # a registered name, or `module:attribute` in your own code
-                   **kwargs) -> FSSMethod:
-    "The method `clipfss-eval --method` names."
-    if spec in METHODS or ':' not in spec: return get_method(spec, **kwargs)
-    module, attr = spec.split(':', 1)
-    if module.split('.')[0] == 'clipfss_nb':
-        raise ValueError(f"{spec}: the package's own methods are named by their registry names: {sorted(METHODS)}")
-    return getattr(importlib.import_module(module), attr)(**kwargs)  # the user's module, imported because they named it
+                   **options) -> FSSMethod: # e.g. fold, checkpoint, force: passed to the methods whose factory takes them
+    "The method `clipfss-eval --method` names, built with the options its factory accepts (None values dropped)."
+    if spec in METHODS or ':' not in spec: factory = METHODS.get(spec)
+    else:
+        module, attr = spec.split(':', 1)
+        if module.split('.')[0] == 'clipfss_nb':
+            raise ValueError(f"{spec}: the package's own methods are named by their registry names: {sorted(METHODS)}")
+        factory = getattr(importlib.import_module(module), attr)  # the user's module, imported because they named it
+    if factory is None: return get_method(spec)  # unknown name: get_method says what is registered
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    return factory(**{k: v for k, v in options.items() if v is not None and (takes_all or k in params)})
 
 def method_list() -> str:
     "One line per registered method, for `--help`."
@@ -227,6 +235,9 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
                  checkpoint_every: int = 100, # episodes between resume checkpoints
                  quiet: store_true = False, # no progress bar
                  threads: int = None, # torch CPU threads (1 is fastest on a busy shared CPU; default: torch's choice)
+                 checkpoint: str = None, # weights file for methods that take one (prior-decoder, clipseg)
+                 priors: str = None, # prior set for prior-decoder (default: the shipped vvp+vtp+pir)
+                 force: store_true = False, # accept weights trained for another fold or backbone
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
     if threads: torch.set_num_threads(threads)
@@ -237,7 +248,7 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
     t0 = time.perf_counter()
     eps, meta = episode_lists(ds, fold, shots, protocol, seed_list, episodes, min_pixels, list_file)
     meta.update(benchmark=benchmark, split=split, list_seconds=round(time.perf_counter() - t0, 3))
-    m = resolve_method(method)
+    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True)
     for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
     res = evaluate(m, ds, eps, fold, protocol, img_size, device, cache=not no_cache, cache_size=cache_size, out=out,
@@ -295,5 +306,63 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     extra['eval'] = dict(episodes=eval_episodes, threshold=threshold, img_size=size, results=summary)
     save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
 
+# %% ../nbs/20_cli.ipynb #b6d58ef7
+@script('clipfss-train-decoder --fold 0', 'clipfss-train-decoder --fold 2 --priors vvp --out runs/prior-decoder/f2-vvp.safetensors',
+        'accelerate launch --multi_gpu --num_processes 2 $(which clipfss-train-decoder) --fold 1   # two processes (DDP)')
+def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are never shown)
+                          priors: str = 'vvp+vtp+pir', # none, vvp, vtp, vtp+pir or vvp+vtp+pir (PI-CLIP)
+                          backbone: str = 'miniclip-shapeworld', # the frozen CLIP
+                          data_root: str = 'runs/data/shapeworld', # ShapeWorld-5i folder (written if missing)
+                          n_train: int = 1000, # train scenes written when the folder is missing
+                          n_val: int = 500, # val scenes written when the folder is missing
+                          steps: int = 1500, # optimisation steps
+                          batch_size: int = 8, # episodes per step and process
+                          lr: float = 1e-3, # AdamW peak learning rate (warm-up 50 steps, cosine to 1e-5)
+                          shots: int = 1, # K of the training episodes
+                          views: int = 2, # augmented views per training image (1: no augmentation)
+                          rule: str = 'drop', # drop: skip images with novel objects (BAM, PI-CLIP); background: keep them (PFENet)
+                          dim: int = 64, # decoder width
+                          seed: int = 0, # weights, episodes, views
+                          out: str = None, # decoder file (default runs/prior-decoder/f<fold>-<priors>.safetensors; --ship: the package's)
+                          cache_dir: str = 'runs/cache', # where the frozen features are kept between runs ('' for none)
+                          eval_episodes: int = 500, # novel-class episodes scored after training (0: skip)
+                          resume: store_true = False, # continue from <out>.ckpt/
+                          overwrite: store_true = False, # replace an existing decoder file
+                          ship: store_true = False, # write the package's decoder of this fold (VVP+VTP+PIR only)
+                          threads: int = 2, # torch CPU threads per process
+                         ):
+    "Train PI-CLIP's prior-guided decoder on ShapeWorld-5i base classes, save it with its card, score it on the novel classes."
+    if ship and priors != 'vvp+vtp+pir': raise ValueError("only the PI-CLIP prior set (vvp+vtp+pir) is shipped")
+    default = bundled_dir() / 'prior-decoder-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/prior-decoder/f{fold}-{priors}.safetensors'
+    out = check_output(out or default, overwrite or resume, ship)
+    torch.set_num_threads(threads)
+    acc = Accelerator()
+    root = Path(data_root)
+    with acc.main_process_first():
+        if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, verbose=acc.is_main_process)
+    train, val = VOCDataset(root, 'train'), VOCDataset(root, 'val')
+    bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
+                      checkpoint_every=max(100, steps // 10), log_every=25)
+    pcfg = PriorConfig(shots='mean')
+    stores = {'train': FeatureStore(PriorFeatures(bb, train.class_names, pcfg), train, views, seed)}
+    if cache_dir and stores['train'].load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
+    decoder, record = train_prior_decoder(train, fold, bb, priors, cfg, shots, views, rule, dim=dim, val=val, stores=stores,
+                                          out=Path(f'{out}.ckpt'), resume=resume, accelerator=acc)
+    if not acc.is_main_process: return
+    if cache_dir: stores['train'].save(check_output(cache_dir, overwrite=True))
+    save_prior_decoder(decoder, out, record)
+    print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
+          f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
+    if not eval_episodes: return
+    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes)
+    method = PriorDecoderMethod(fold, checkpoint=str(out), priors=priors, backbone=bb)
+    res = evaluate(method, val, eps, fold, 'hsnet', 128, str(acc.device), progress=False, meta=meta)
+    results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
+                   baselines={b: v['miou'] for b, v in res['baselines'].items()})
+    save_prior_decoder(decoder, out, record, results=results)
+    print(f"fold {fold} novel classes, 1-shot: mIoU {results['miou']:.1f}, FB-IoU {results['fbiou']:.1f} "
+          f"(all-foreground {results['baselines']['all-foreground']:.1f})")
+
 # %% ../nbs/20_cli.ipynb #2b23e66d
-COMMANDS = (clipfss_info, clipfss_shapeworld, clipfss_train_miniclip, clipfss_demo, clipfss_eval, clipfss_train_clipseg)
+COMMANDS = (clipfss_info, clipfss_shapeworld, clipfss_train_miniclip, clipfss_demo, clipfss_eval, clipfss_train_clipseg, clipfss_train_decoder)

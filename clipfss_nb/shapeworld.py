@@ -311,7 +311,7 @@ def show_scenes(samples: list[dict], # scenes from `ShapeWorld.sample`
     for ax in axs.ravel(): ax.axis('off')
     for k, s in enumerate(samples):
         a0, a1 = axs[k // ncols, 2 * (k % ncols)], axs[k // ncols, 2 * (k % ncols) + 1]
-        a0.imshow(s['image']); a1.imshow(pal[s['label']])
+        a0.imshow(s['image'], interpolation='nearest'); a1.imshow(pal[s['label']], interpolation='nearest')
         a0.set_title(s['captions'][0].replace('a photo of ', '')[:-1], fontsize=8, loc='left')
     fig.tight_layout()
     return fig
