@@ -16,7 +16,7 @@ setuptools.setup(
     keywords=c.get('keywords', ''), license=c.get('license', ''),
     long_description=(here/'README.md').read_text(encoding='utf-8'), long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=[lib, f'{lib}.*']), include_package_data=True,
-    package_data={lib: ['assets/*', 'assets/**/*']}, zip_safe=False,
+    package_data={lib: ['assets/*', 'assets/**/*', 'splits/*', 'splits/**/*']}, zip_safe=False,
     python_requires='>=' + c['min_python'],
     install_requires=split('requirements'), extras_require={'dev': split('dev_requirements')},
     entry_points={'console_scripts': split('console_scripts'), 'nbdev': [f'{lib}={lib}._modidx:d']},

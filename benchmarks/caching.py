@@ -11,8 +11,8 @@ Also simulates a bounded LRU cache (`--cache-size`) to show how much memory the 
 
     python benchmarks/caching.py [--episodes 1000] [--seed 321]
 """
-import argparse, os, sys
-from pathlib import Path
+import argparse
+import sys
 from clipfss_nb.data import (read_pairs, lists_from_files, fold_classes, sample_hsnet, sample_pfenet, splits_dir, protocol_seeds)
 from clipfss_nb.evaluate import FeatureCache
 

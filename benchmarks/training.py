@@ -9,7 +9,6 @@ the same decoder on the same episodes. Prints episodes/s of each, the speed-up, 
 cache (and after how many steps it has paid for itself), the cache's size and the process's peak memory.
 """
 import argparse, resource, tempfile, time
-from pathlib import Path
 import torch
 from accelerate import Accelerator
 from clipfss_nb.backbone import load_backbone

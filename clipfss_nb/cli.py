@@ -5,33 +5,35 @@
 # %% ../nbs/20_cli.ipynb #5da70954
 from __future__ import annotations
 import argparse, importlib, inspect, os, sys, time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 import open_clip
 from fastcore.script import anno_parser, store_true
 from accelerate import Accelerator
 import clipfss_nb
-from .core import load_image, load_mask, get_device, seed_everything, atomic_write
+from .core import load_image, load_mask, get_device, seed_everything, atomic_write, image_to_tensor
 from .backbone import load_backbone, list_bundles, bundled_dir
 from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
 from .miniclip_training import TRAIN_DEFAULTS, train_and_save
-from .methods import METHODS, FSSMethod, get_method
+from .methods import METHODS, FSSMethod, get_method, intersect_union
 from .priors import PriorConfig, shipped_threshold
 from .demo import shapeworld_episode, run_demo, draw_demo
 from .clipseg_weights import save_clipseg
-from .clipseg_training import ShapeWorldSegData, train_clipseg, shapeworld_clipseg
+from .clipseg_training import CLIPSEG_TRAIN, train_clipseg, shapeworld_clipseg
 from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
 from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
-from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder
+from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
-           'clipfss_shapeworld', 'clipfss_train_miniclip', 'clipfss_demo', 'resolve_method', 'method_list',
-           'clipfss_eval', 'clipfss_train_clipseg', 'clipfss_train_decoder']
+           'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
+           'method_list', 'clipfss_eval', 'clipfss_train_clipseg', 'clipfss_train_decoder']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -153,6 +155,25 @@ def clipfss_train_miniclip(out: str = None, # output bundle folder (default runs
                    crop_to_objects=not shrink_scenes, patch_dropout=patch_dropout, unmasked_tail=unmasked_tail,
                    conv_stem=not patchify, vision_layers=vision_layers)
 
+# %% ../nbs/20_cli.ipynb #931b85f6
+def decoder_panel(bb, ep: dict, fold: int, size: int | None) -> tuple[list, str]: # ([(title, prediction)], message)
+    "The shipped prior-guided decoder's prediction of a demo episode, when one fits the backbone (else nothing, and why)."
+    try: meth = PriorDecoderMethod(fold, backbone=bb)
+    except (FileNotFoundError, ValueError) as err: return [], f"; no trained decoder for this backbone ({str(err).split(';')[0]})"
+    q, s = image_to_tensor(ep['query'])[None], image_to_tensor(ep['support'])[None, None]
+    m = torch.from_numpy(np.ascontiguousarray(ep['support_mask']))[None, None]
+    H, W = q.shape[-2:]
+    if size:
+        q, s = (F.interpolate(x.flatten(0, -4), size=(size, size), mode='bilinear', antialias=True).reshape(*x.shape[:-2], size, size) for x in (q, s))
+        m = F.interpolate(m.float(), size=(size, size), mode='nearest').to(torch.uint8)
+    prob = meth.predict(q, s, m, [ep['class_name']])
+    pred = (F.interpolate(prob[None], size=(H, W), mode='bilinear', align_corners=False)[0, 0] > 0.5).numpy()
+    title, msg = 'trained decoder', f"; trained decoder (fold {fold})"
+    if ep['query_label'] is not None:
+        i, u, _, _ = intersect_union(pred, ep['query_label'])
+        title += f' — IoU {100 * i / max(u, 1):.1f}'; msg += f" IoU {100 * i / max(u, 1):.1f}"
+    return [(title, pred)], msg
+
 # %% ../nbs/20_cli.ipynb #a2772914
 @script('clipfss-demo', 'clipfss-demo --episode 2 --out demo2.png',
         'clipfss-demo --query q.jpg --support s.jpg --support-mask s.png --class-name tomato')
@@ -171,7 +192,7 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
                  threshold: float = None, # foreground where the combined prior > THRESHOLD (default: chosen on base classes; own images 0.5)
                  device: str = None, # cpu, cuda, mps (default: best available)
                 ):
-    "One-shot segmentation demo drawing the VTP, VVP, refined VTP and the prediction."
+    "One-shot segmentation demo drawing the VTP, VVP, refined VTP, the priors' prediction and the trained decoder's."
     t0 = time.perf_counter()
     out = check_output(out, overwrite=True)
     own = [query, support, support_mask, class_name]
@@ -186,10 +207,11 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
     elif not all(own) and (threshold := shipped_threshold('vvp+vtp', fold, backbone)) is not None: why = f'chosen on the base classes of fold {fold}'
     else: threshold, why = 0.5, 'default'
     res = run_demo(bb, ep['query'], ep['support'], ep['support_mask'], ep['class_name'], ep['query_label'], size, threshold)
-    draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out)
+    extra, decoder_msg = decoder_panel(bb, ep, fold, size)
+    draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out, extra=extra)
     msg = f"{bb.name}: one-shot '{ep['class_name']}'"
     if res['iou'] is not None: msg += f", IoU {100 * res['iou']:.1f}"
-    msg += f" at threshold {threshold:.2f} ({why})"
+    msg += f" at threshold {threshold:.2f} ({why})" + decoder_msg
     print(f"{msg}; figure → {out} ({time.perf_counter() - t0:.1f}s)")
 
 # %% ../nbs/20_cli.ipynb #0f8fac99
@@ -263,39 +285,44 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
 @script('clipfss-train-clipseg --fold 0', 'clipfss-train-clipseg --fold 2 --steps 400 --out runs/clipseg/f2.safetensors')
 def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are held out)
                           backbone: str = 'miniclip-shapeworld', # frozen CLIP (bundle, file or open_clip name)
+                          data_root: str = 'runs/data/shapeworld', # ShapeWorld-5i folder (written if missing)
+                          n_train: int = 1000, # train scenes written when the folder is missing
+                          n_val: int = 500, # val scenes written when the folder is missing
                           steps: int = 600, # optimisation steps
-                          batch_size: int = 32, # samples per step
+                          batch_size: int = 32, # episodes per step and process
                           lr: float = 1e-3, # AdamW peak learning rate (cosine to 1e-4)
-                          n_scenes: int = 2000, # training scene pool
-                          size: int = 128, # scene side (= model input size)
-                          seed: int = 0, # world, sampling and init seed
+                          size: int = 128, # model input size (the scenes' side)
+                          seed: int = 0, # weights, episodes, negatives
                           out: str = None, # checkpoint (default runs/clipseg/shapeworld-f<fold>.safetensors; with --ship the package's)
                           eval_episodes: int = 500, # novel-class episodes per mode after training (0: skip)
-                          data_root: str = 'runs/data/shapeworld-val', # ShapeWorld-5i val folder for evaluation (written if missing)
                           threshold: float = 0.3, # probability threshold for the evaluation (the paper's 0.3)
                           threads: int = 2, # torch CPU threads
                           fp16: store_true = False, # store the decoder in fp16 (half the file)
                           overwrite: store_true = False, # replace an existing checkpoint
                           ship: store_true = False, # write the package's decoder of this fold
                          ):
-    "Train CLIPSeg's decoder on ShapeWorld-5i base classes, save it (safetensors) and evaluate it on the novel classes."
+    "Train CLIPSeg's decoder on ShapeWorld-5i base classes with the episodic loop, save it (safetensors) and evaluate it on the novel classes."
     default = bundled_dir() / 'clipseg-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/clipseg/shapeworld-f{fold}.safetensors'
     out = check_output(out or default, overwrite, ship)
     torch.set_num_threads(threads)
+    acc = Accelerator()
+    root = Path(data_root)
+    with acc.main_process_first():
+        if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, size, verbose=acc.is_main_process)
     seed_everything(seed)
     model = shapeworld_clipseg(backbone, input_size=size, prompt_size=size)
-    t0 = time.perf_counter()
-    data = ShapeWorldSegData(fold, n_scenes, size, seed)
-    print(f"{data} built in {time.perf_counter() - t0:.0f}s; {model!r}", flush=True)
-    hist = train_clipseg(model, data, steps, batch_size, lr, seed=seed)
-    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, n_scenes=n_scenes, size=size, seed=seed)
-    extra = dict(train_args=args, train_seconds=round(hist['seconds'], 1), threads=threads,
-                 final_loss=float(np.mean(hist['loss'][-20:])), first_loss=float(np.mean(hist['loss'][:20])))
+    cfg = replace(CLIPSEG_TRAIN, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    record = train_clipseg(model, VOCDataset(root, 'train'), fold, cfg, accelerator=acc)
+    if not acc.is_main_process: return
+    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed, data=str(root))
+    loss = record['history']['loss']
+    extra = dict(train_args=args, train_seconds=round(record['seconds'], 1), threads=threads, loop='clipfss_nb.training.train_episodic',
+                 final_loss=float(np.mean(loss[-3:])), first_loss=float(np.mean(loss[:3])))
     dtype = torch.float16 if fp16 else torch.float32
     save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
-    print(f"trained in {hist['seconds']:.0f}s (loss {extra['first_loss']:.3f} → {extra['final_loss']:.3f}); saved {out}", flush=True)
+    print(f"trained in {record['seconds']:.0f}s (loss {extra['first_loss']:.3f} → {extra['final_loss']:.3f}); saved {out}", flush=True)
     if not eval_episodes: return
-    res = evaluate_clipseg(model, fold, data_root, eval_episodes, threshold, size, out_dir=out.parent, checkpoint=str(out))
+    res = evaluate_clipseg(model, fold, root, eval_episodes, threshold, size, out_dir=out.parent, checkpoint=str(out))
     summary = {}
     for mode, r in res.items():
         summary[mode] = dict(miou=r['results']['miou'], fbiou=r['results']['fbiou'])
@@ -325,8 +352,9 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
                           seed: int = 0, # weights, episodes, views
                           out: str = None, # decoder file (default runs/prior-decoder/f<fold>-<priors>.safetensors; --ship: the package's)
                           cache_dir: str = 'runs/cache', # where the frozen features are kept between runs ('' for none)
+                          checkpoint_dir: str = 'runs/checkpoints', # training checkpoints (what --resume continues from)
                           eval_episodes: int = 500, # novel-class episodes scored after training (0: skip)
-                          resume: store_true = False, # continue from <out>.ckpt/
+                          resume: store_true = False, # continue from the checkpoint in --checkpoint-dir
                           overwrite: store_true = False, # replace an existing decoder file
                           ship: store_true = False, # write the package's decoder of this fold (VVP+VTP+PIR only)
                           threads: int = 2, # torch CPU threads per process
@@ -348,10 +376,11 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     stores = {'train': FeatureStore(PriorFeatures(bb, train.class_names, pcfg), train, views, seed)}
     if cache_dir and stores['train'].load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
     decoder, record = train_prior_decoder(train, fold, bb, priors, cfg, shots, views, rule, dim=dim, val=val, stores=stores,
-                                          out=Path(f'{out}.ckpt'), resume=resume, accelerator=acc)
+                                          out=Path(checkpoint_dir) / f'prior-decoder-f{fold}-{priors}', resume=resume, accelerator=acc)
     if not acc.is_main_process: return
     if cache_dir: stores['train'].save(check_output(cache_dir, overwrite=True))
-    save_prior_decoder(decoder, out, record)
+    command = 'clipfss-train-decoder ' + ' '.join(sys.argv[1:]) if Path(sys.argv[0]).name == 'clipfss-train-decoder' else None
+    save_prior_decoder(decoder, out, record, command=command)
     print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
           f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
     if not eval_episodes: return
@@ -360,7 +389,8 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     res = evaluate(method, val, eps, fold, 'hsnet', 128, str(acc.device), progress=False, meta=meta)
     results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
                    baselines={b: v['miou'] for b, v in res['baselines'].items()})
-    save_prior_decoder(decoder, out, record, results=results)
+    save_prior_decoder(decoder, out, record, command=command, results=results)
+    if ship: write_decoder_card(out.parent)
     print(f"fold {fold} novel classes, 1-shot: mIoU {results['miou']:.1f}, FB-IoU {results['fbiou']:.1f} "
           f"(all-foreground {results['baselines']['all-foreground']:.1f})")
 

@@ -4,21 +4,22 @@
 
 # %% ../nbs/10_data.ipynb #faa758fd
 from __future__ import annotations
-import ast, os, json, hashlib, colorsys
+import ast, gzip, os, json, hashlib, colorsys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image
+import clipfss_nb
 import matplotlib.pyplot as plt
 from .prompts import VOC_CLASSES
 from .core import load_image, load_mask, binary_target, IGNORE_INDEX
 
 # %% auto #0
 __all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'fold_classes', 'FSSDataset', 'find_voc_root', 'VOCDataset',
-           'make_voc_like', 'FolderDataset', 'read_names', 'read_pairs', 'read_pfenet_list', 'read_class_file_list',
-           'group_pairs', 'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files', 'Episode',
-           'episodes_to_tsv', 'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet', 'protocol_seeds',
-           'show_episode']
+           'make_voc_like', 'FolderDataset', 'read_text', 'read_names', 'read_pairs', 'read_pfenet_list',
+           'read_class_file_list', 'group_pairs', 'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files',
+           'Episode', 'episodes_to_tsv', 'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet',
+           'protocol_seeds', 'show_episode']
 
 # %% ../nbs/10_data.ipynb #116eb9c8
 def fold_classes(fold: int, # fold index, 0-based
@@ -202,7 +203,13 @@ class FolderDataset(FSSDataset):
     def describe(self): return {**super().describe(), 'layout': self.layout}
 
 # %% ../nbs/10_data.ipynb #7e7c08a2
-def _lines(path) -> list[str]: return [l.strip() for l in Path(path).read_text().splitlines() if l.strip()]
+def read_text(path: str | Path) -> str:
+    "A list file's text; `name.txt` is also found as `name.txt.gz` (the large shipped lists are gzipped)."
+    path = Path(path)
+    if path.suffix != '.gz' and not path.is_file() and path.with_name(path.name + '.gz').is_file(): path = path.with_name(path.name + '.gz')
+    return gzip.decompress(path.read_bytes()).decode() if path.suffix == '.gz' else path.read_text()
+
+def _lines(path) -> list[str]: return [l.strip() for l in read_text(path).splitlines() if l.strip()]
 
 def read_names(path: str | Path) -> list[str]: # one id / category per line, file order
     "Non-empty lines of a list file."
@@ -228,7 +235,7 @@ def read_pfenet_list(path: str | Path) -> list[tuple[str, str]]: # [(image path,
 
 def read_class_file_list(path: str | Path) -> dict[int, list[str]]: # {class: [image ids]} in file order
     "Parse a BAM/PFENet `sub_class_file_list` (a Python-literal dict) without evaluating code."
-    d = ast.literal_eval(Path(path).read_text())
+    d = ast.literal_eval(read_text(path))
     if not isinstance(d, dict): raise ValueError(f"{path}: expected a dict literal")
     stem = lambda p: Path(p[0] if isinstance(p, (list, tuple)) else p).stem
     return {int(c): [stem(p) for p in v] for c, v in d.items()}
@@ -241,12 +248,13 @@ def group_pairs(pairs: list[tuple[str, int]], # (image, class) pairs
     return {c: pools[c] for c in sorted(pools)}
 
 # %% ../nbs/10_data.ipynb #776558d2
-def splits_dir() -> Path | None:
-    "The folder with the public split lists, or `None`."
+def splits_dir() -> Path:
+    "The folder with the public split lists: `$CLIPFSS_SPLITS` if set, else the copy shipped in the package."
     env = os.environ.get('CLIPFSS_SPLITS')
-    if env: return Path(env) if Path(env).is_dir() else None
-    here = Path(globals().get('__file__', Path.cwd() / 'x')).resolve().parent  # the package (or notebook) folder
-    return next((p / 'shared' / 'splits' for p in here.parents if (p / 'shared' / 'splits').is_dir()), None)
+    if env:
+        if not Path(env).is_dir(): raise FileNotFoundError(f"CLIPFSS_SPLITS={env} is not a folder; unset it to use the lists shipped with the package")
+        return Path(env)
+    return Path(clipfss_nb.__file__).parent / 'splits'
 
 # %% ../nbs/10_data.ipynb #61d1329d
 @dataclass

@@ -57,14 +57,16 @@ def run_demo(bb, query: np.ndarray, support: np.ndarray, support_mask: np.ndarra
     return dict(priors=pr, prob=prob.cpu(), pred=pred, iou=None if query_label is None else iou(pred, query_label))
 
 # %% ../nbs/06b_demo.ipynb #67b62c5d
-def draw_demo(query, support, support_mask, class_name, res, query_label=None, out=None, dpi=70):
-    "The six-panel figure: support + mask, query + GT, VTP, VVP, refined VTP, prediction."
+def draw_demo(query, support, support_mask, class_name, res, query_label=None, out=None, dpi=70,
+              extra=()): # more (title, binary prediction (H, W)) panels, e.g. a trained decoder's
+    "The figure: support + mask, query + GT, VTP, VVP, refined VTP, the priors' prediction, and any `extra` predictions."
     pr = res['priors']
     panels = [('support + mask', support, support_mask), ('query' + (' + GT' if query_label is not None else ''), query, query_label),
               ('VTP', pr.vtp[0, 0].cpu(), None), ('VVP (mean of the last 2 blocks)', pr.vvp[0].mean(0).cpu(), None),
               ('VTP refined (PIR)', pr.vtp_refined[0, 0].cpu(), None),
               ("prediction" + (f" — IoU {100 * res['iou']:.1f}" if res['iou'] is not None else ''), query, res['pred'])]
-    fig, axs = plt.subplots(1, 6, figsize=(15, 2.9), dpi=dpi)
+    panels += [(title, query, pred) for title, pred in extra]
+    fig, axs = plt.subplots(1, len(panels), figsize=(2.5 * len(panels), 2.9), dpi=dpi)
     for ax, (title, im, contour) in zip(axs, panels):
         if im.ndim == 2: ax.imshow(query); ax.imshow(im, cmap='jet', alpha=0.55)
         else: ax.imshow(im)

@@ -330,13 +330,13 @@ def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
     if min_pixels is None: min_pixels = scaled_min_pixels(dataset)
     sd = splits_dir()
     if protocol == 'hsnet':
-        if list_file is None and dataset.name == 'pascal' and sd is not None: list_file = sd / f'hsnet/pascal/val/fold{fold}.txt'
+        if list_file is None and dataset.name == 'pascal': list_file = sd / f'hsnet/pascal/val/fold{fold}.txt'
         if list_file is not None: pairs, source = read_pairs(list_file), str(list_file)
         else: pairs, source = build_fold_lists(dataset, fold, min_pixels).pairs, f'built from masks (>= {min_pixels} px)'
         eps = {s: sample_hsnet(pairs, shots, episodes, s) for s in seeds}
     elif protocol == 'pfenet':
-        vrp = sd / 'VRP-SAM/pascal_pfenet_filtered/val' if sd is not None else None
-        if dataset.name == 'pascal' and vrp is not None:
+        vrp = sd / 'VRP-SAM/pascal_pfenet_filtered/val'
+        if dataset.name == 'pascal':
             lists = lists_from_files(vrp / f'fold{fold}_query_images.txt', vrp / f'fold{fold}_class_pool.txt', fold, dataset.fold_classes(fold))
             source = lists.source
         else: lists, source = build_fold_lists(dataset, fold, min_pixels), f'built from masks (>= {min_pixels} px)'

@@ -2,7 +2,6 @@
 rank's final weights and the episodes it took (run with `accelerate launch --multi_gpu --num_processes 2` on CPU)."""
 import json, sys
 from pathlib import Path
-import numpy as np
 import torch
 import torch.nn as nn
 from accelerate import Accelerator

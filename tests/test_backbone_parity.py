@@ -1,10 +1,12 @@
 """Parity of `DenseCLIP` with open_clip itself on random ViT-B/16 weights (all within 1e-5)."""
-import os, subprocess, sys, json
+import os
+import subprocess
+import sys
 import pytest
 import torch
 import torch.nn.functional as F
 import open_clip
-from clipfss_nb.backbone import DenseCLIP, load_backbone, qkv_heads
+from clipfss_nb.backbone import DenseCLIP
 from clipfss_nb.core import CLIP_MEAN, CLIP_STD
 
 TOL = 1e-5

@@ -1,13 +1,15 @@
 """CLIPSeg unit tests that need no transformers: prompt engineering, broadcasting, checkpoints, training CLI, evaluator adapter."""
-import random
 import pytest
 import torch
 import torch.nn.functional as F
 from clipfss_nb.core import IMAGENET_MEAN, IMAGENET_STD, normalize
-from clipfss_nb.clipseg import CLIPSeg, CLIPSegDecoder, PromptEngineering, engineer_prompt, gaussian_blur
-from clipfss_nb.clipseg_weights import load_clipseg, save_clipseg, clipseg_metadata
+from clipfss_nb.clipseg import CLIPSeg, PromptEngineering, engineer_prompt, gaussian_blur
+from clipfss_nb.clipseg_weights import load_clipseg, clipseg_metadata
 from clipfss_nb.cli import clipfss_train_clipseg
-from clipfss_nb.clipseg_training import CLIPSegMethod, ShapeWorldSegData, shapeworld_clipseg
+from clipfss_nb.clipseg_training import CLIPSegMethod, CLIPSegFeatures, clipseg_batch
+from clipfss_nb.training import FeatureStore, TrainEpisodes, base_class_pairs
+from clipfss_nb.shapeworld import write_shapeworld, SHAPEWORLD_FOLDS
+from clipfss_nb.data import VOCDataset
 from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
 
 
@@ -42,7 +44,7 @@ def test_one_encoding_many_prompts_matches_repeats():
 def test_train_cli_and_evaluator(tmp_path):
     files = write_tiny_checkpoints(tmp_path / 'bb')
     out = tmp_path / 'ck.safetensors'
-    clipfss_train_clipseg(fold=1, backbone=str(files['bundle']), steps=3, batch_size=4, n_scenes=30, size=64, out=str(out),
+    clipfss_train_clipseg(fold=1, backbone=str(files['bundle']), steps=3, batch_size=4, n_train=30, n_val=60, size=64, out=str(out),
                           eval_episodes=4, data_root=str(tmp_path / 'sw'), threads=1, fp16=True)
     meta = clipseg_metadata(out)
     assert meta['extra']['train_args']['fold'] == 1
@@ -57,11 +59,15 @@ def test_train_cli_and_evaluator(tmp_path):
     assert p.shape == (2, 64, 64) and 0 <= p.min() and p.max() <= 1
 
 
-def test_training_samples_hide_novel_classes():
-    d = ShapeWorldSegData(fold=2, n_scenes=25, size=64)
-    assert not any(set(p) & set(d.novel) for p in d.present)
-    b = d.batch(16, random.Random(1), p_negative=1.0)
-    assert b['targets'].sum() == 0  # all negatives: empty targets
+def test_training_samples_hide_novel_classes(tmp_path):
+    write_shapeworld(tmp_path, n_train=25, n_val=0, size=64)
+    train = VOCDataset(tmp_path, 'train')
+    pairs, pools = base_class_pairs(train, 2, 'drop', 16)
+    store = FeatureStore(CLIPSegFeatures(CLIPSeg(tiny_backbone(), extract_layers=(0, 1, 2), reduce_dim=8, ff_dim=16, input_size=64, prompt_size=64)), train)
+    eps = TrainEpisodes(tuple(pairs), pools)
+    assert not any(set(store.image(*eps[i].query)['label'].unique().tolist()) & set(SHAPEWORLD_FOLDS[2]) for i in range(40))  # no novel object shown
+    b = clipseg_batch(store, [eps[i] for i in range(16)], pools, p_negative=1.0)
+    assert b['negative'].all() and b['target'].sum() == 0  # all negatives: empty targets
 
 
 def test_missing_files_are_clear(tmp_path):

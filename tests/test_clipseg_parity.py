@@ -2,14 +2,12 @@
 
 transformers is a dev dependency: it only builds and saves the reference model here; our loader reads the saved files.
 """
-import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip('transformers')
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
-from clipfss_nb.clipseg import CLIPSeg
 from clipfss_nb.clipseg_weights import load_clipseg, split_hf_clipseg, hf_clipseg_files, save_clipseg
 from clipfss_nb.backbone import WeightsNotFoundError
 

@@ -1,6 +1,6 @@
 "Datasets, list building and the two samplers on generated data in the real on-disk layout."
-import json, subprocess, sys
-from pathlib import Path
+import subprocess
+import sys
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,11 +1,16 @@
 "Metrics, scoring, the evaluator (cache, resume) and clipfss-eval end to end."
-import json, os, shutil, signal, subprocess, sys, time
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 from clipfss_nb.data import VOCDataset, make_voc_like, build_fold_lists, sample_hsnet, sample_pfenet, episodes_from_tsv
-from clipfss_nb.methods import intersect_union, IoUMeter, get_method, FSSMethod, METHODS
+from clipfss_nb.methods import intersect_union, IoUMeter, get_method, METHODS
 from clipfss_nb.evaluate import make_view, score_episode, evaluate, ToyPrototype
 from clipfss_nb.cli import clipfss_eval
 

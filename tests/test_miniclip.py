@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 import open_clip
 from clipfss_nb.backbone import WordTokenizer, ConvStem, load_backbone, bundled_dir
-from clipfss_nb.shapeworld import ShapeWorld, SHAPEWORLD_CLASSES
+from clipfss_nb.shapeworld import ShapeWorld
 from clipfss_nb.miniclip import MINICLIP_NAME, miniclip_tokenizer, miniclip_config, build_miniclip
 from clipfss_nb.miniclip_training import TRAIN_DEFAULTS, model_card, caption_targets, contrastive_loss, prompt_losses, train_miniclip, save_miniclip, zero_shot_eval, scene_bank, bank_batch, caption_key
 

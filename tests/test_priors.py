@@ -13,7 +13,7 @@ from clipfss_nb.pir import box_mask, refine, connected_components
 from clipfss_nb.core import minmax
 from clipfss_nb.vtp import visual_text_prior, VTP_MODES
 from clipfss_nb.vvp import visual_visual_prior, DENSE_MODES
-from clipfss_nb.priors import compute_priors, PriorConfig, PRIOR_KINDS, PriorMethod, shipped_threshold
+from clipfss_nb.priors import compute_priors, PRIOR_KINDS, PriorMethod, shipped_threshold
 from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
 from clipfss_nb.backbone import list_bundles
 

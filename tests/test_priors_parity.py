@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 sys.path.insert(0, str(Path(__file__).parent))
-from reference_priors import ref_priors, ref_pir, ref_vtp, norm_img, CLIP_MEAN, CLIP_STD
+from reference_priors import ref_priors
 from clipfss_nb.backbone import load_backbone, list_bundles
-from clipfss_nb.priors import compute_priors, PriorConfig
-from clipfss_nb.testing import random_images
+from clipfss_nb.priors import compute_priors
 
 TOL = 1e-4
 

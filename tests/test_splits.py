@@ -1,13 +1,11 @@
-"Reading every public split list in shared/splits with the counts its README states (skipped when absent)."
-import os
+"Reading every public split list shipped with the package (clipfss_nb/splits) with the counts its README states."
 from collections import Counter
 from pathlib import Path
 import pytest
 from clipfss_nb.data import (read_pairs, read_names, read_pfenet_list, group_pairs, lists_from_files, fold_classes,
-                             sample_hsnet, sample_pfenet, episodes_sha256)
+                             sample_hsnet, sample_pfenet, episodes_sha256, splits_dir)
 
-SPLITS = Path(os.environ.get('CLIPFSS_SPLITS') or Path(__file__).resolve().parents[2] / 'shared' / 'splits')
-pytestmark = pytest.mark.skipif(not SPLITS.is_dir(), reason=f'split lists not found at {SPLITS}')
+SPLITS = splits_dir()  # the shipped copy unless $CLIPFSS_SPLITS names another: never skipped
 
 HSNET_VAL = {0: (346, 345, [80, 57, 86, 58, 65]), 1: (451, 433, [69, 96, 115, 102, 69]),
              2: (725, 587, [74, 125, 76, 72, 378]), 3: (346, 326, [58, 49, 90, 82, 67])}
