@@ -322,7 +322,7 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
     print(f"trained in {record['seconds']:.0f}s (loss {extra['first_loss']:.3f} → {extra['final_loss']:.3f}); saved {out}", flush=True)
     if not eval_episodes: return
-    res = evaluate_clipseg(model, fold, root, eval_episodes, threshold, size, out_dir=out.parent, checkpoint=str(out))
+    res = evaluate_clipseg(model, fold, root, eval_episodes, threshold, size, out_dir=Path('runs/results') if ship else out.parent, checkpoint=str(out))
     summary = {}
     for mode, r in res.items():
         summary[mode] = dict(miou=r['results']['miou'], fbiou=r['results']['fbiou'])

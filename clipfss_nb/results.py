@@ -176,7 +176,7 @@ def status_markdown() -> str:
                 f"on held-out scenes; trained in {cfg['train_seconds'] / 60:.1f} min | `02b_miniclip_training` |")
     prior = load_prior_table(MINICLIP_NAME)
     if prior is not None:
-        means = {k: _mean([v['miou'] for v in r.values()]) for k, r in prior['rows'].items()}
+        means = {k: _mean([v['miou'] for v in r.values()]) for k, r in prior['rows'].items() if k in PRIOR_KINDS}
         rows.append('| training-free priors, 1-shot | ' + ', '.join(f"{k} {v:.1f}" for k, v in means.items()) + ' (4-fold mean mIoU) | `06a_priors` |')
     try:
         ev = [clipseg_metadata(shipped_clipseg(f))['extra']['eval']['results'] for f in range(4)]
