@@ -29,11 +29,13 @@ from .evaluate import evaluate, episode_lists, BENCHMARKS
 from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
+from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_protonet, save_protonet, write_protonet_card
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'clipfss_eval', 'clipfss_train_clipseg', 'clipfss_train_decoder']
+           'method_list', 'clipfss_eval', 'clipfss_train_clipseg', 'shapeworld_splits', 'clipfss_train_decoder',
+           'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -334,6 +336,14 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
 
 # %% ../nbs/20_cli.ipynb #b6d58ef7
+def shapeworld_splits(root: str | Path, n_train: int, n_val: int, # the folder, and the scenes written when it is missing
+                      acc: Accelerator) -> tuple[VOCDataset, VOCDataset]: # train, val
+    "ShapeWorld-5i's train and val splits, written first (by the main process) when the folder has none."
+    root = Path(root)
+    with acc.main_process_first():
+        if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, verbose=acc.is_main_process)
+    return VOCDataset(root, 'train'), VOCDataset(root, 'val')
+
 @script('clipfss-train-decoder --fold 0', 'clipfss-train-decoder --fold 2 --priors vvp --out runs/prior-decoder/f2-vvp.safetensors',
         'accelerate launch --multi_gpu --num_processes 2 $(which clipfss-train-decoder) --fold 1   # two processes (DDP)')
 def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are never shown)
@@ -365,10 +375,7 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     out = check_output(out or default, overwrite or resume, ship)
     torch.set_num_threads(threads)
     acc = Accelerator()
-    root = Path(data_root)
-    with acc.main_process_first():
-        if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, verbose=acc.is_main_process)
-    train, val = VOCDataset(root, 'train'), VOCDataset(root, 'val')
+    train, val = shapeworld_splits(data_root, n_train, n_val, acc)
     bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
                       checkpoint_every=max(100, steps // 10), log_every=25)
@@ -394,5 +401,67 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     print(f"fold {fold} novel classes, 1-shot: mIoU {results['miou']:.1f}, FB-IoU {results['fbiou']:.1f} "
           f"(all-foreground {results['baselines']['all-foreground']:.1f})")
 
+# %% ../nbs/20_cli.ipynb #ca744536
+@script('clipfss-train-protonet --fold 0', 'clipfss-train-protonet --fold 2 --variant msp --out runs/protonet/f2-msp.safetensors')
+def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are never shown)
+                           variant: str = 'full', # ablation row: proj, text, msp or full
+                           backbone: str = 'miniclip-shapeworld', # the frozen CLIP
+                           data_root: str = 'runs/data/shapeworld', # ShapeWorld-5i folder (written if missing)
+                           n_train: int = 1000, # train scenes written when the folder is missing
+                           n_val: int = 500, # val scenes written when the folder is missing
+                           steps: int = 1000, # optimisation steps
+                           batch_size: int = 8, # episodes per step and process
+                           lr: float = 1e-3, # AdamW peak learning rate (warm-up 50 steps, cosine to 1e-5)
+                           shots: int = 1, # K of the training episodes
+                           views: int = 2, # augmented views per training image (1: no augmentation)
+                           rule: str = 'drop', # drop: skip images with novel objects (BAM, PI-CLIP); background: keep them (PFENet)
+                           dim: int = 128, # hidden width of the adapters
+                           seed: int = 0, # weights, episodes, views
+                           out: str = None, # network file (default runs/protonet/f<fold>-<variant>.safetensors; --ship: the package's)
+                           cache_dir: str = 'runs/cache', # where the frozen features are kept between runs ('' for none)
+                           checkpoint_dir: str = 'runs/checkpoints', # training checkpoints (what --resume continues from)
+                           eval_episodes: int = 500, # novel-class episodes scored after training (0: skip)
+                           resume: store_true = False, # continue from the checkpoint in --checkpoint-dir
+                           overwrite: store_true = False, # replace an existing network file
+                           ship: store_true = False, # write the package's network of this fold (full variant only)
+                           threads: int = 2, # torch CPU threads per process
+                          ):
+    "Train the reconstructed CLIP-Driven Prototype Network on ShapeWorld-5i base classes, save it with its card, score it on the novel classes."
+    if variant not in PROTO_VARIANTS or variant == 'map': raise ValueError(f"--variant must be one of {[v for v in PROTO_VARIANTS if v != 'map']}, got {variant!r}")
+    if ship and variant != 'full': raise ValueError("only the full network is shipped")
+    default = bundled_dir() / 'protonet-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/protonet/f{fold}-{variant}.safetensors'
+    out = check_output(out or default, overwrite or resume, ship)
+    torch.set_num_threads(threads)
+    acc = Accelerator()
+    train, val = shapeworld_splits(data_root, n_train, n_val, acc)
+    bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
+                      checkpoint_every=max(100, steps // 10), log_every=25)
+    stores = {'train': FeatureStore(ProtoFeatures(bb), train, views, seed)}
+    if cache_dir and stores['train'].load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
+    net, record = train_protonet(train, fold, bb, variant, cfg, shots, views, rule, dim=dim, val=val, stores=stores,
+                                 out=Path(checkpoint_dir) / f'protonet-f{fold}-{variant}', resume=resume, accelerator=acc)
+    if not acc.is_main_process: return
+    if cache_dir: stores['train'].save(check_output(cache_dir, overwrite=True))
+    command = 'clipfss-train-protonet ' + ' '.join(sys.argv[1:]) if Path(sys.argv[0]).name == 'clipfss-train-protonet' else None
+    save_protonet(net, out, record, command=command)
+    print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
+          f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
+    if not eval_episodes: return
+    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes)
+    score = lambda mode: evaluate(ProtoNetMethod(fold, checkpoint=str(out), mode=mode, backbone=bb, image_cache=cache), val, eps, fold, 'hsnet', 128,
+                                  str(acc.device), progress=False, meta=meta)
+    cache = {}
+    res = score('few-shot')
+    results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
+                   baselines={b: v['miou'] for b, v in res['baselines'].items()})
+    if net.cfg.text: results['zero_shot_miou'] = score('zero-shot')['results']['miou']
+    save_protonet(net, out, record, command=command, results=results)
+    if ship: write_protonet_card(out.parent)
+    print(f"fold {fold} novel classes, 1-shot: mIoU {results['miou']:.1f}, FB-IoU {results['fbiou']:.1f}"
+          + (f"; zero-shot mIoU {results['zero_shot_miou']:.1f}" if 'zero_shot_miou' in results else '')
+          + f" (all-foreground {results['baselines']['all-foreground']:.1f})")
+
 # %% ../nbs/20_cli.ipynb #2b23e66d
-COMMANDS = (clipfss_info, clipfss_shapeworld, clipfss_train_miniclip, clipfss_demo, clipfss_eval, clipfss_train_clipseg, clipfss_train_decoder)
+COMMANDS = (clipfss_info, clipfss_shapeworld, clipfss_train_miniclip, clipfss_demo, clipfss_eval, clipfss_train_clipseg, clipfss_train_decoder,
+            clipfss_train_protonet)

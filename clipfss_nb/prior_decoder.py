@@ -10,22 +10,21 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
-from .core import IMAGENET_MEAN, IMAGENET_STD, IGNORE_INDEX, normalize, atomic_path, atomic_write, binary_target, file_sha256
+from .core import IMAGENET_MEAN, IMAGENET_STD, IGNORE_INDEX, normalize, atomic_write, binary_target, file_sha256
 from .backbone import DenseCLIP, load_backbone, bundled_dir
 from .prompts import mask_image
 from .vvp import patch_tokens, max_cosine
 from .priors import PriorConfig, query_vtp
-from .methods import FSSMethod, IoUMeter, intersect_union, register_method
+from .methods import FSSMethod, register_method
 from .data import FSSDataset
-from .training import TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic
+from .training import (TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic, episode_miou,
+                                 card_from_record, save_weights, read_weights)
 
 # %% auto #0
 __all__ = ['PRIOR_SETS', 'PRIOR_DECODER_FORMAT', 'PriorFeatures', 'prototype', 'decoder_inputs', 'store_batch', 'PriorDecoder',
-           'segmentation_loss', 'PriorDecoderHead', 'validation_episodes', 'base_miou', 'train_prior_decoder',
-           'save_prior_decoder', 'load_prior_decoder', 'shipped_prior_decoder', 'write_decoder_card',
-           'DecoderImageCache', 'PriorDecoderMethod']
+           'segmentation_loss', 'PriorDecoderHead', 'validation_episodes', 'train_prior_decoder', 'save_prior_decoder',
+           'load_prior_decoder', 'shipped_prior_decoder', 'write_decoder_card', 'DecoderImageCache',
+           'PriorDecoderMethod']
 
 # %% ../nbs/13_prior_decoder.ipynb #65c16617
 PRIOR_SETS = {'none': (), 'vvp': ('vvp',), 'vtp': ('vtp',), 'vtp+pir': ('vtp_refined',), 'vvp+vtp+pir': ('vvp', 'vtp_refined')}
@@ -169,19 +168,6 @@ def validation_episodes(dataset: FSSDataset, fold: int, shots: int = 1, seed: in
     pairs, pools = base_class_pairs(dataset, fold, 'drop', min_pixels)
     return TrainEpisodes(tuple(pairs), pools, shots, 1, seed)
 
-def base_miou(head: PriorDecoderHead, store: FeatureStore, episodes: TrainEpisodes, n: int, batch_size: int = 16) -> float:
-    "Class-wise accumulated mIoU (percent) of the argmax prediction on the first `n` episodes."
-    classes = sorted({episodes[i].cls for i in range(n)})
-    meter = IoUMeter(classes)
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            eps = [episodes[i] for i in range(start, min(n, start + batch_size))]
-            b = store_batch(store, eps)
-            logits, _ = head.decoder(b)
-            pred = F.interpolate(logits, size=b['target'].shape[-2:], mode='bilinear', align_corners=False).argmax(1)
-            for p, t, e in zip(pred, b['target'], eps): meter.update(e.cls, intersect_union(p, t))
-    return 100 * meter.miou
-
 # %% ../nbs/13_prior_decoder.ipynb #bea11aa2
 def train_prior_decoder(train: FSSDataset, # training split (base-class episodes)
                         fold: int, # whose classes are novel
@@ -207,7 +193,7 @@ def train_prior_decoder(train: FSSDataset, # training split (base-class episodes
     if val is not None:
         v_eps = validation_episodes(val, fold, shots, min_pixels=min_pixels)
         v_store = stores.setdefault('val', FeatureStore(PriorFeatures(bb, val.class_names, pcfg), val, 1, 0)).fill(v_eps, val_episodes)
-        validate = lambda head: dict(base_miou=base_miou(head, v_store, v_eps, val_episodes))
+        validate = lambda head: dict(base_miou=episode_miou(lambda b: head.decoder(b)[0], lambda e: store_batch(v_store, e), v_eps, val_episodes))
     torch.manual_seed(cfg.seed)
     L, C = len(pcfg.vvp_blocks), bb.width
     head = PriorDecoderHead(PriorDecoder(L * C, dim, priors, n_vvp=L))
@@ -224,22 +210,14 @@ def save_prior_decoder(decoder: PriorDecoder, path: str | Path, # output .safete
                        record: dict, # `train_prior_decoder`'s record (its `meta` must hold fold, priors, backbone, prior_config)
                        dtype: torch.dtype = torch.float16, **extra) -> Path: # extra: JSON-able facts (results, command)
     "Write a decoder with its card in the metadata (atomically)."
-    keep = {k: record[k] for k in ('config', 'step', 'processes', 'episodes_sha256', 'history', 'metrics', 'seconds') if k in record}
-    meta = dict(format=PRIOR_DECODER_FORMAT, decoder=json.dumps(decoder.config), card=json.dumps(dict(record['meta'], training=keep, **extra)))
-    with atomic_path(path) as tmp: save_file({k: v.detach().to(dtype).contiguous() for k, v in decoder.state_dict().items()}, str(tmp), metadata=meta)
-    return Path(path)
+    return save_weights(decoder, path, PRIOR_DECODER_FORMAT, decoder.config, card_from_record(record, **extra), dtype)
 
 def load_prior_decoder(path: str | Path) -> tuple[PriorDecoder, dict]: # the decoder (eval mode, float32), its card
     "Read a decoder written by `save_prior_decoder`."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"prior decoder {path} not found")
-    try:
-        with safe_open(str(path), 'pt') as f: meta, state = f.metadata() or {}, {k: f.get_tensor(k).float() for k in f.keys()}
-    except Exception as err: raise ValueError(f"{path} is damaged or not a safetensors file ({err})") from err
-    if meta.get('format') != PRIOR_DECODER_FORMAT: raise ValueError(f"{path} is not a prior decoder (format {meta.get('format')!r})")
-    dec = PriorDecoder(**json.loads(meta['decoder']))
+    state, config, card = read_weights(path, PRIOR_DECODER_FORMAT, 'prior decoder')
+    dec = PriorDecoder(**config)
     dec.load_state_dict(state)
-    return dec.eval(), json.loads(meta['card'])
+    return dec.eval(), card
 
 def shipped_prior_decoder(fold: int = 0) -> Path:
     "Path of the shipped ShapeWorld-5i decoder (VVP+VTP+PIR, MiniCLIP) trained on the base classes of `fold`."

@@ -22,6 +22,7 @@ from .clipseg_training import CLIPSegMethod
 from .data import FSSDataset, VOCDataset
 from .evaluate import evaluate, episode_lists, make_view, score_episode, BENCHMARKS
 from .prior_decoder import PriorDecoderMethod, shipped_prior_decoder, load_prior_decoder
+from .protonet import ProtoNetMethod, shipped_protonet, load_protonet
 
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'choose_threshold', 'prior_quality_table', 'evaluate_clipseg', 'method_rows', 'baseline_rows',
@@ -120,8 +121,9 @@ def baseline_rows(rows: dict) -> dict:
 # %% ../nbs/16_results.ipynb #5dad7f07
 def shapeworld_methods(bb: DenseCLIP, # the frozen MiniCLIP
                        decoders: dict[str, Callable[[int], str | Path]] | None = None, # prior set -> (fold -> decoder file)
+                       protonets: dict[str, Callable[[int], str | Path]] | None = None, # network variant -> (fold -> file)
                       ) -> dict[str, Callable[[int], FSSMethod]]:
-    "The rows of the ShapeWorld-5i table: decoders per prior set, the training-free priors, CLIPSeg visual and text."
+    "The rows of the ShapeWorld-5i table: decoders per prior set, the training-free priors, CLIPSeg, the prototype network's ablation."
     decoders = decoders if decoders is not None else {'vvp+vtp+pir': shipped_prior_decoder}
     shared = {}  # one image cache for every decoder row: the CLIP passes of an image are made once for all of them
     rows = {f'decoder {p}': (lambda p, path: lambda f: PriorDecoderMethod(f, checkpoint=str(path(f)), priors=p, backbone=bb, image_cache=shared))(p, path)
@@ -130,6 +132,13 @@ def shapeworld_methods(bb: DenseCLIP, # the frozen MiniCLIP
         rows[f'prior {kind}'] = (lambda kind: lambda f: PriorMethod(kind, backbone=bb, threshold=shipped_threshold(kind, f) or 0.5))(kind)
     for mode in ('visual', 'text'):
         rows[f'clipseg {mode}'] = (lambda mode: lambda f: CLIPSegMethod(load_clipseg(shipped_clipseg(f), backbone=bb), mode=mode))(mode)
+    protonets = protonets if protonets is not None else {'full': shipped_protonet}
+    tokens = {}  # one token cache for every prototype-network row
+    rows['protonet map'] = lambda f: ProtoNetMethod(variant='map', backbone=bb, image_cache=tokens)
+    for v, path in protonets.items():
+        rows[f'protonet {v}'] = (lambda path: lambda f: ProtoNetMethod(f, checkpoint=str(path(f)), backbone=bb, image_cache=tokens))(path)
+    if 'full' in protonets:
+        rows['protonet zero-shot'] = lambda f: ProtoNetMethod(f, checkpoint=str(protonets['full'](f)), mode='zero-shot', backbone=bb, image_cache=tokens)
     return rows
 
 def shapeworld_table(dataset: FSSDataset, methods: dict[str, Callable[[int], FSSMethod]], table: dict | None = None,
@@ -188,9 +197,15 @@ def status_markdown() -> str:
         rows.append(f"| prior-guided decoder (VVP+VTP+PIR) | 1-shot {_mean([c['results']['miou'] for c in cards]):.1f} (4-fold mean mIoU, "
                     f"{cards[0]['results']['episodes']} episodes per fold); trained in {_mean([c['training']['seconds'] for c in cards]) / 60:.1f} min per fold | `13_prior_decoder` |")
     except (FileNotFoundError, KeyError): pass
+    try:
+        cards = [load_protonet(shipped_protonet(f))[1] for f in range(4)]
+        rows.append(f"| CLIP-Driven Prototype Network (reconstruction) | 1-shot {_mean([c['results']['miou'] for c in cards]):.1f}, zero-shot "
+                    f"{_mean([c['results']['zero_shot_miou'] for c in cards]):.1f} (4-fold mean mIoU, {cards[0]['results']['episodes']} episodes per fold); "
+                    f"trained in {_mean([c['training']['seconds'] for c in cards]) / 60:.1f} min per fold | `15_protonet` |")
+    except (FileNotFoundError, KeyError): pass
     table = load_results_table()
     if table is not None:
-        for name in ('decoder vvp+vtp+pir', 'decoder none', 'prior vvp', 'clipseg visual', 'clipseg text'):
+        for name in ('decoder vvp+vtp+pir', 'decoder none', 'prior vvp', 'clipseg visual', 'clipseg text', 'protonet full', 'protonet map', 'protonet zero-shot'):
             if name in table['rows']:
                 r = table['rows'][name]
                 rows.append(f"| {name} (same episodes) | " + ', '.join(f"{k}-shot {v['miou']:.1f} ± {v['miou_std']:.1f}" for k, v in r.items())

@@ -11,16 +11,20 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from tqdm.auto import tqdm
 from accelerate import Accelerator
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from .core import IGNORE_INDEX, image_to_tensor, atomic_path, atomic_write, warmup_cosine
+from .methods import IoUMeter, intersect_union
 from .data import FSSDataset
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'NOVEL_RULES', 'TrainConfig', 'base_class_pairs', 'TrainEpisode', 'TrainEpisodes',
-           'augment_view', 'FeatureStore', 'save_checkpoint', 'load_checkpoint', 'train_episodic']
+           'augment_view', 'FeatureStore', 'save_checkpoint', 'load_checkpoint', 'train_episodic', 'episode_miou',
+           'card_from_record', 'save_weights', 'read_weights']
 
 # %% ../nbs/12_training.ipynb #f94f0dfe
 OPTIMIZERS, SCHEDULES = ('adamw', 'sgd'), ('cosine', 'poly')
@@ -305,3 +309,47 @@ def train_episodic(model: nn.Module, # `model(batch)` -> {'loss': scalar tensor,
     checkpoint(end)
     model.eval()
     return record
+
+# %% ../nbs/12_training.ipynb #135228c7
+def episode_miou(logits: Callable, # batch -> (B, 2, h, w) logits
+                 make_batch: Callable, # list[TrainEpisode] -> batch holding 'target' (B, H, W) in {0, 1, 255}
+                 episodes: TrainEpisodes, n: int, # score the first n episodes
+                 batch_size: int = 16) -> float:
+    "Class-wise accumulated mIoU (percent) of the argmax prediction on the first `n` episodes."
+    meter = IoUMeter(sorted({episodes[i].cls for i in range(n)}))
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            eps = [episodes[i] for i in range(start, min(n, start + batch_size))]
+            b = make_batch(eps)
+            pred = F.interpolate(logits(b), size=b['target'].shape[-2:], mode='bilinear', align_corners=False).argmax(1)
+            for p, t, e in zip(pred, b['target'], eps): meter.update(e.cls, intersect_union(p, t))
+    return 100 * meter.miou
+
+# %% ../nbs/12_training.ipynb #326dfb5a
+def card_from_record(record: dict, # `train_episodic`'s record; its `meta` becomes the card's top level
+                     **extra) -> dict: # JSON-able facts (results, command)
+    "The card of a trained head: the record's `meta`, a summary of the training, and `extra`."
+    keep = {k: record[k] for k in ('config', 'step', 'processes', 'episodes_sha256', 'history', 'metrics', 'seconds') if k in record}
+    return dict(record.get('meta', {}), training=keep, **extra)
+
+def save_weights(module: nn.Module, path: str | Path, # output .safetensors
+                 fmt: str, # format tag checked on reading, e.g. 'clipfss-prior-decoder/1'
+                 config: dict, # the module's constructor arguments (JSON-able)
+                 card: dict, # JSON-able facts (see `card_from_record`)
+                 dtype: torch.dtype = torch.float16) -> Path:
+    "One safetensors file: weights in `dtype`, config and card in the metadata (written atomically)."
+    meta = dict(format=fmt, config=json.dumps(config), card=json.dumps(card))
+    with atomic_path(path) as tmp: save_file({k: v.detach().to(dtype).contiguous() for k, v in module.state_dict().items()}, str(tmp), metadata=meta)
+    return Path(path)
+
+def read_weights(path: str | Path, fmt: str, # the expected format tag
+                 what: str, # what the file should be, for messages (e.g. 'prior decoder')
+                ) -> tuple[dict, dict, dict]: # float32 state dict, config, card
+    "Read a `save_weights` file, naming the file when it is missing, damaged or of another kind."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{what} {path} not found")
+    try:
+        with safe_open(str(path), 'pt') as f: meta, state = f.metadata() or {}, {k: f.get_tensor(k).float() for k in f.keys()}
+    except Exception as err: raise ValueError(f"{path} is damaged or not a safetensors file ({err})") from err
+    if meta.get('format') != fmt: raise ValueError(f"{path} is not a {what} (format {meta.get('format')!r}, expected {fmt!r})")
+    return state, json.loads(meta['config']), json.loads(meta['card'])
