@@ -14,7 +14,7 @@ from .methods import intersect_union
 from .priors import compute_priors, prior_probability, PriorConfig
 
 # %% auto #0
-__all__ = ['shapeworld_episode', 'iou', 'run_demo', 'draw_demo']
+__all__ = ['shapeworld_episode', 'iou', 'run_demo', 'outline', 'show_heat', 'show_prediction', 'draw_demo']
 
 # %% ../nbs/06b_demo.ipynb #5f81028a
 def shapeworld_episode(fold: int = 0, # fold whose novel classes are drawn
@@ -57,22 +57,58 @@ def run_demo(bb, query: np.ndarray, support: np.ndarray, support_mask: np.ndarra
     return dict(priors=pr, prob=prob.cpu(), pred=pred, iou=None if query_label is None else iou(pred, query_label))
 
 # %% ../nbs/06b_demo.ipynb #67b62c5d
+def outline(ax, mask, # (H, W) in {0, 1, 255}: the pixels == 1 are outlined
+            color='w', lw: float = 1.2):
+    "Outline a mask; masks under 2×2 pixels (which `contour` refuses) are marked with a dot per pixel instead."
+    m = np.asarray(mask) == 1
+    if min(m.shape) >= 2: ax.contour(m, levels=[0.5], colors=color, linewidths=lw)
+    elif m.any(): ax.scatter(*np.nonzero(m)[::-1], s=30, facecolors='none', edgecolors=color)
+
+def show_heat(ax, image, # (H, W, 3) the image under the map
+              heat, # (H, W) the map
+              title: str, vmin=None, vmax=None): # colour range (default: the map's)
+    "A heat map over `image`, with a colour bar saying what the colours mean."
+    ax.imshow(image)
+    h = ax.imshow(np.asarray(heat, dtype=np.float32), cmap='jet', alpha=0.55, vmin=vmin, vmax=vmax)
+    ax.figure.colorbar(h, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=8); ax.axis('off')
+
+def show_prediction(ax, image, pred, # (H, W) binary prediction
+                    target=None, # (H, W) ground truth in {0, 1, 255}, outlined when given
+                    title: str = 'prediction'):
+    "The prediction filled in cyan, the ground truth outlined in white."
+    ax.imshow(image)
+    fill = np.zeros((*np.shape(pred), 4)); fill[np.asarray(pred, bool)] = (0, 1, 1, 0.5)  # (H, W, RGBA): cyan where predicted
+    ax.imshow(fill)
+    if target is not None: outline(ax, target)
+    ax.set_title(title, fontsize=8); ax.axis('off')
+
+def _hw(x, what):
+    if np.ndim(x) < 2: raise ValueError(f"{what} must be an image or mask of shape (H, W[, 3]), got shape {np.shape(x)}")
+    return tuple(np.shape(x)[:2])
+
 def draw_demo(query, support, support_mask, class_name, res, query_label=None, out=None, dpi=70,
               extra=()): # more (title, binary prediction (H, W)) panels, e.g. a trained decoder's
-    "The figure: support + mask, query + GT, VTP, VVP, refined VTP, the priors' prediction, and any `extra` predictions."
-    pr = res['priors']
-    panels = [('support + mask', support, support_mask), ('query' + (' + GT' if query_label is not None else ''), query, query_label),
-              ('VTP', pr.vtp[0, 0].cpu(), None), ('VVP (mean of the last 2 blocks)', pr.vvp[0].mean(0).cpu(), None),
-              ('VTP refined (PIR)', pr.vtp_refined[0, 0].cpu(), None),
-              ("prediction" + (f" — IoU {100 * res['iou']:.1f}" if res['iou'] is not None else ''), query, res['pred'])]
-    panels += [(title, query, pred) for title, pred in extra]
-    fig, axs = plt.subplots(1, len(panels), figsize=(2.5 * len(panels), 2.9), dpi=dpi)
-    for ax, (title, im, contour) in zip(axs, panels):
-        if im.ndim == 2: ax.imshow(query); ax.imshow(im, cmap='jet', alpha=0.55)
-        else: ax.imshow(im)
-        if contour is not None: ax.contour(np.asarray(contour) == 1, levels=[0.5], colors='w', linewidths=1.2)
-        ax.set_title(title, fontsize=9); ax.axis('off')
-    fig.suptitle(f'one-shot "{class_name}"', fontsize=10); fig.tight_layout()
+    "The figure: support + mask, query + truth, VTP, VVP, refined VTP (colour bars), the priors' prediction and any `extra` predictions, each with the IoU."
+    H, W = _hw(query, 'query')
+    if _hw(support_mask, 'support mask') != _hw(support, 'support'): raise ValueError(f"support mask {np.shape(support_mask)} and support {np.shape(support)} differ in size")
+    for what, x in [('query label', query_label), ('prediction', res['pred'])] + [(f'extra panel {t!r}', p) for t, p in extra]:
+        if x is not None and _hw(x, what) != (H, W): raise ValueError(f"{what} is {np.shape(x)[:2]}, the query {(H, W)}: give it at the query's size")
+    pr, gt = res['priors'], query_label is not None
+    def iou_of(p): return f"IoU {100 * iou(p, query_label):.1f}%" if gt else 'no ground truth: no IoU'
+    fig, axs = plt.subplots(1, 6 + len(extra), figsize=(2.45 * (6 + len(extra)), 2.9), dpi=dpi)
+    axs[0].imshow(support); outline(axs[0], support_mask); axs[0].set_title('example (support)\nits mask outlined', fontsize=8)
+    axs[1].imshow(query); axs[1].set_title('image to segment (query)' + ('\ntrue object outlined' if gt else ''), fontsize=8)
+    if gt: outline(axs[1], query_label)
+    show_heat(axs[2], query, pr.vtp[0, 0].cpu(), 'text prior (VTP): where\nthe name matches', 0, 1)
+    show_heat(axs[3], query, pr.vvp[0].mean(0).cpu(), 'visual prior (VVP): where\nthe example matches')
+    show_heat(axs[4], query, pr.vtp_refined[0, 0].cpu(), 'text prior refined\nby attention (PIR)', 0, 1)
+    show_prediction(axs[5], query, res['pred'], query_label, f"priors' prediction (fill)\n{iou_of(res['pred'])}")
+    for ax, (title, p) in zip(axs[6:], extra):
+        show_prediction(ax, query, p, query_label, title if 'IoU' in title or not gt else f"{title}\n{iou_of(p)}")
+    for ax in axs[:2]: ax.axis('off')
+    fig.suptitle(f'one-shot "{class_name}": find it in the query from one example' + (' (white outline = truth)' if gt else ''), fontsize=9)
+    fig.tight_layout()
     if out is not None:
         with atomic_path(out) as tmp: fig.savefig(tmp, format='png', dpi=dpi)
         plt.close(fig)
