@@ -408,7 +408,8 @@ def find_coco_root(root: str | Path, # a folder holding COCO 2014 somewhere belo
     for sub in COCO_SUBDIRS:
         d = root / sub
         if not (d / s).is_dir(): continue
-        if labels in ('auto', 'png') and (d / 'annotations' / s).is_dir(): return d.resolve(), 'png'
+        pngs = d / 'annotations' / s
+        if labels in ('auto', 'png') and pngs.is_dir() and next(os.scandir(pngs), None) is not None: return d.resolve(), 'png'
         if labels in ('auto', 'json') and (d / 'annotations' / f'instances_{s}.json').is_file(): return d.resolve(), 'json'
     want = {'png': f'annotations/{s}/*.png', 'json': f'annotations/instances_{s}.json'}.get(labels, f'annotations/{s}/ or annotations/instances_{s}.json')
     raise FileNotFoundError(f"no COCO layout ({s}/ + {want}) under any of: " + ', '.join(str(root / d) for d in COCO_SUBDIRS))
@@ -500,7 +501,7 @@ def make_coco_like(root: str | Path, # output folder (the dataset goes to `root/
     from pycocotools import mask as mask_utils  # the fixture encodes RLE with the library real COCO files are written with
     root, rng, (H, W) = Path(root), np.random.RandomState(seed), size
     base = root / 'COCO2014'
-    for d in ('val2014', 'annotations/val2014'): (base / d).mkdir(parents=True, exist_ok=True)
+    for d in ('val2014', 'annotations/val2014') if png else ('val2014', 'annotations'): (base / d).mkdir(parents=True, exist_ok=True)
     classes = list(classes or range(1, 81))
     cats = [dict(id=cid, name=COCO_CLASSES[i], supercategory='thing') for i, cid in enumerate(COCO_CATEGORY_IDS)]
     yy, xx = np.mgrid[:H, :W]
