@@ -10,6 +10,7 @@ from clipfss_nb.data import (COCODataset, FSS1000Dataset, VOCDataset, Episode, m
                              sample_hsnet_fss, episode_counts, read_pairs, group_pairs, fold_classes, splits_dir,
                              episodes_sha256, episodes_from_tsv, protocol_seeds, COCO_CATEGORY_IDS)
 from clipfss_nb.evaluate import episode_lists, default_episodes, resolve_seeds, BENCHMARKS
+from clipfss_nb.cli import clipfss_eval
 
 SPLITS = splits_dir()
 
@@ -223,14 +224,20 @@ def test_missing_class_refusal(world):
 
 # ---------- clipfss-eval end to end ----------
 def _eval(*args):
+    "clipfss-eval in a new process, as a console runs it."
     code = 'import sys; from clipfss_nb.cli import clipfss_eval; clipfss_eval.main(sys.argv[1:])'
     return subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True, text=True, timeout=900)
 
-def test_cli_coco(coco_root, tmp_path):
+def _main(*args) -> int:
+    "clipfss-eval in this process (what the console script calls); its exit status."
+    try: clipfss_eval.main([str(a) for a in args])
+    except SystemExit as e: return e.code
+    return 0
+
+def test_cli_coco(coco_root, tmp_path, capsys):
     out = tmp_path / 'c.json'
-    p = _eval('--benchmark', 'coco', '--root', coco_root, '--fold', 2, '--list-file', 'masks', '--min-pixels', 100, '--seeds', 2,
-              '--episodes', 150, '--method', 'support-copy', '--img-size', 24, '--device', 'cpu', '--quiet', '--out', out)
-    assert p.returncode == 0, p.stderr
+    assert _main('--benchmark', 'coco', '--root', coco_root, '--fold', 2, '--list-file', 'masks', '--min-pixels', 100, '--seeds', 2,
+                 '--episodes', 150, '--method', 'support-copy', '--img-size', 24, '--device', 'cpu', '--quiet', '--out', out) == 0
     r = json.loads(out.read_text())
     assert r['protocol']['seeds'] == [0, 1] and r['protocol']['episodes'] == 150 and r['protocol']['fold_classes'] == fold_classes(2, 80, convention='interleaved')
     assert r['protocol']['sampler'].startswith('hsnet-coco') and r['dataset']['convention'] == 'interleaved' and r['protocol']['split'] == 'val2014'
@@ -239,14 +246,15 @@ def test_cli_coco(coco_root, tmp_path):
     assert res['miou'] == pytest.approx(np.mean([v['miou'] for v in res['per_seed'].values()]))
     assert res['miou_std'] == pytest.approx(np.std([v['miou'] for v in res['per_seed'].values()]))
     assert all(v['empty_classes'] == [] for v in res['per_seed'].values())
-    p = _eval('--benchmark', 'coco', '--root', coco_root, '--quiet', '--out', tmp_path / 'x.json')  # shipped lists name real COCO images
-    assert p.returncode == 2 and 'are not in' in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    capsys.readouterr()
+    assert _main('--benchmark', 'coco', '--root', coco_root, '--quiet', '--out', tmp_path / 'x.json') == 2  # shipped lists name real COCO images
+    err = capsys.readouterr().err
+    assert 'are not in' in err and len(err.strip().splitlines()) == 1
 
 def test_cli_fss_defaults(fss_root, tmp_path):
     out = tmp_path / 'f.json'
-    p = _eval('--benchmark', 'fss', '--root', fss_root, '--shots', 5, '--method', 'all-foreground', '--img-size', 8,
-              '--device', 'cpu', '--quiet', '--out', out)
-    assert p.returncode == 0, p.stderr
+    assert _main('--benchmark', 'fss', '--root', fss_root, '--shots', 5, '--method', 'all-foreground', '--img-size', 8,
+                 '--device', 'cpu', '--quiet', '--out', out) == 0
     r = json.loads(out.read_text())
     assert r['protocol']['episodes'] == 2400 and r['protocol']['seeds'] == [0] and len(r['protocol']['fold_classes']) == 240
     assert r['protocol']['split'] == 'test' and r['protocol']['sampler'].startswith('hsnet-fss')
@@ -255,18 +263,21 @@ def test_cli_fss_defaults(fss_root, tmp_path):
     assert episodes_from_tsv(Path(f'{out}.episodes.seed0.tsv').read_text()) == want
     assert r['results']['per_seed']['0']['episodes'] == 2400 and len(r['results']['class_iou']) == 240
 
-def test_cli_seed_count_and_missing_classes(world, tmp_path):
+def test_cli_seed_count(world, tmp_path, capsys):
     out = tmp_path / 's.json'
-    p = _eval('--root', world.root, '--seeds', 3, '--episodes', 60, '--min-pixels', 300, '--img-size', 32, '--quiet', '--out', out)
-    assert p.returncode == 0, p.stderr
+    assert _main('--root', world.root, '--seeds', 3, '--episodes', 60, '--min-pixels', 300, '--img-size', 32, '--quiet', '--out', out) == 0
     r = json.loads(out.read_text())
     assert r['protocol']['seeds'] == [0, 1, 2] and len(r['results']['per_seed']) == 3 and 'miou_std' in r['results']
-    p = _eval('--root', world.root, '--protocol', 'pfenet', '--seeds', 2, '--episodes', 60, '--min-pixels', 300, '--img-size', 32, '--quiet', '--out', out)
-    assert p.returncode == 0, p.stderr and json.loads(out.read_text())['protocol']['seeds'] == protocol_seeds(2)
+    assert _main('--root', world.root, '--protocol', 'pfenet', '--seeds', 2, '--episodes', 60, '--min-pixels', 300, '--img-size', 32,
+                 '--quiet', '--out', out) == 0
+    assert json.loads(out.read_text())['protocol']['seeds'] == protocol_seeds(2)
+    assert _main('--root', world.root, '--seeds', 'x', '--quiet', '--out', tmp_path / 'n.json') == 2
+    assert '--seeds takes' in capsys.readouterr().err
+
+def test_cli_missing_classes(world, tmp_path):
     p = _eval('--root', world.root, '--episodes', 2, '--min-pixels', 300, '--quiet', '--out', tmp_path / 'm.json')
     assert p.returncode == 2 and 'get no episode' in p.stderr and '--allow-missing-classes' in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    p = _eval('--root', world.root, '--episodes', 2, '--min-pixels', 300, '--img-size', 32, '--quiet', '--allow-missing-classes', '--out', tmp_path / 'm.json')
-    assert p.returncode == 0, p.stderr
-    assert 'MISSING CLASSES' in p.stderr and json.loads((tmp_path / 'm.json').read_text())['protocol']['missing_classes']['0']
-    p = _eval('--root', world.root, '--seeds', 'x', '--quiet', '--out', tmp_path / 'n.json')
-    assert p.returncode == 2 and '--seeds takes' in p.stderr
+    with pytest.warns(UserWarning, match='MISSING CLASSES'):
+        assert _main('--root', world.root, '--episodes', 2, '--min-pixels', 300, '--img-size', 32, '--quiet', '--allow-missing-classes',
+                     '--out', tmp_path / 'm.json') == 0
+    assert json.loads((tmp_path / 'm.json').read_text())['protocol']['missing_classes']['0']
