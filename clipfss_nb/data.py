@@ -409,7 +409,7 @@ def find_coco_root(root: str | Path, # a folder holding COCO 2014 somewhere belo
         d = root / sub
         if not (d / s).is_dir(): continue
         pngs = d / 'annotations' / s
-        if labels in ('auto', 'png') and pngs.is_dir() and next(os.scandir(pngs), None) is not None: return d.resolve(), 'png'
+        if labels in ('auto', 'png') and pngs.is_dir() and any(pngs.iterdir()): return d.resolve(), 'png'
         if labels in ('auto', 'json') and (d / 'annotations' / f'instances_{s}.json').is_file(): return d.resolve(), 'json'
     want = {'png': f'annotations/{s}/*.png', 'json': f'annotations/instances_{s}.json'}.get(labels, f'annotations/{s}/ or annotations/instances_{s}.json')
     raise FileNotFoundError(f"no COCO layout ({s}/ + {want}) under any of: " + ', '.join(str(root / d) for d in COCO_SUBDIRS))
