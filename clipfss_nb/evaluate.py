@@ -335,7 +335,7 @@ def resolve_seeds(seeds: int | list[int] | None, # a count, explicit seeds, or N
     "Episode seeds: None → [0] (HSNet) / [321] (PFENet); a count n → 0..n-1 (HSNet) / `protocol_seeds(n)` (PFENet family: BAM, HDMNet, PI-CLIP)."
     if seeds is None: return [0] if protocol == 'hsnet' else [321]
     if isinstance(seeds, (int, np.integer)):
-        if not 1 <= seeds <= 100: raise ValueError(f"a seed count must be in 1..100, got {seeds}; give explicit seeds as a list")
+        if not 1 <= seeds <= 100: raise ValueError(f"a seed count must be in 1..100, got {seeds}; to run seed {seeds} alone give it as a list ([{seeds}]; on the command line --seeds {seeds},)")
         return list(range(seeds)) if protocol == 'hsnet' else protocol_seeds(int(seeds))
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds): raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
