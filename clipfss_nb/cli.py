@@ -34,8 +34,8 @@ from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_proto
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'clipfss_eval', 'clipfss_train_clipseg', 'shapeworld_splits', 'clipfss_train_decoder',
-           'clipfss_train_protonet']
+           'method_list', 'parse_seeds', 'clipfss_eval', 'clipfss_train_clipseg', 'shapeworld_splits',
+           'clipfss_train_decoder', 'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -236,23 +236,34 @@ def method_list() -> str:
     def line(name): return f"  {name:<16} {(getattr(METHODS[name], '__doc__', None) or '').strip().splitlines()[0] if getattr(METHODS[name], '__doc__', None) else ''}"
     return 'methods (--method):\n' + '\n'.join(line(n) for n in sorted(METHODS))
 
+# %% ../nbs/20_cli.ipynb #11448358
+def parse_seeds(spec: str | None, # the `--seeds` text
+               ) -> int | list[int] | None: # a count, explicit seeds, or None (the protocol's default)
+    "`--seeds`: a count (`10`) or comma-separated seeds (`5,6`; a single seed as `321,`)."
+    if not spec: return None
+    parts = [p.strip() for p in spec.split(',')]
+    try: return int(parts[0]) if len(parts) == 1 else [int(p) for p in parts if p]
+    except ValueError: raise ValueError(f"--seeds takes a count (10) or comma-separated seeds (5,6; one seed: 321,), got {spec!r}") from None
+
 # %% ../nbs/20_cli.ipynb #e70655f6
 @script('clipfss-eval --benchmark shapeworld --root data/shapeworld --fold 0 --method piclip-vvp-vtp',
         'clipfss-eval --benchmark pascal --root VOCdevkit --fold 1 --shots 5 --protocol pfenet --seeds 321,123',
+        'clipfss-eval --benchmark coco --root Datasets_HSN --fold 2 --seeds 10   # HSNet rule, seeds 0..9, 1000 episodes each',
+        'clipfss-eval --benchmark fss --root Datasets_HSN --shots 5   # 240 test categories, 2400 episodes',
         epilog=method_list)
-def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pascal (VOC layout) or folder (own folders)
+def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, coco (COCO-20i), coco-contiguous (PANet folds), fss (FSS-1000), folder
                  root: str = 'data/shapeworld', # dataset folder
                  fold: int = 0, # fold (its classes are the novel ones)
                  shots: int = 1, # K support images
                  protocol: str = 'hsnet', # hsnet (square, list order) or pfenet (pad, original label, random class)
-                 seeds: str = None, # comma-separated episode seeds (default: 0 for hsnet, 321 for pfenet)
-                 episodes: int = 1000, # episodes per seed
+                 seeds: str = None, # a count (10: seeds 0..9 for hsnet, PI-CLIP's draw for pfenet) or seeds (5,6; one seed: 321,); default 0 / 321
+                 episodes: int = None, # episodes per seed (default: pascal 1000, coco 1000, fss 2400 = every image once)
                  method: str = 'support-copy', # registered method name (see the list below) or module:attribute
                  out: str = None, # results JSON (default: results/<benchmark>_f<fold>_<shots>shot_<protocol>_<method>.json)
                  img_size: int = None, # evaluation size (default 400 hsnet, 473 pfenet)
                  device: str = None, # cpu, cuda, mps (default: best available)
-                 split: str = 'val', # image split the episodes come from
-                 list_file: str = None, # HSNet-style <image>__<class> list to use (hsnet protocol)
+                 split: str = None, # image split the episodes come from (default: val; fss: test)
+                 list_file: str = None, # HSNet-style <image>__<class> list to use instead of the shipped one; 'masks': build the lists from the labels
                  min_pixels: int = None, # per-class pixel threshold for lists built from masks (default: 2048 scaled to the image area)
                  no_cache: store_true = False, # disable per-image feature caching
                  cache_size: int = None, # max images kept in the feature cache
@@ -262,16 +273,17 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
                  checkpoint: str = None, # weights file for methods that take one (prior-decoder, clipseg)
                  priors: str = None, # prior set for prior-decoder (default: the shipped vvp+vtp+pir)
                  force: store_true = False, # accept weights trained for another fold or backbone
+                 allow_missing_classes: store_true = False, # score a fold in which some class gets no episode (its IoU counts as 0) instead of refusing
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
     if threads: torch.set_num_threads(threads)
     if benchmark not in BENCHMARKS: raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
     ds = BENCHMARKS[benchmark](root, split)
-    seed_list = [int(s) for s in seeds.split(',')] if seeds else None
     t0 = time.perf_counter()
-    eps, meta = episode_lists(ds, fold, shots, protocol, seed_list, episodes, min_pixels, list_file)
-    meta.update(benchmark=benchmark, split=split, list_seconds=round(time.perf_counter() - t0, 3))
+    eps, meta = episode_lists(ds, fold, shots, protocol, parse_seeds(seeds), 'default' if episodes is None else episodes,
+                              min_pixels, list_file, allow_missing_classes)
+    meta.update(benchmark=benchmark, split=getattr(ds, 'split', split), list_seconds=round(time.perf_counter() - t0, 3))
     m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True)
     for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
@@ -391,7 +403,7 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
           f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
     if not eval_episodes: return
-    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes)
+    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes, allow_missing_classes=True)  # after training: warn, never refuse
     method = PriorDecoderMethod(fold, checkpoint=str(out), priors=priors, backbone=bb)
     res = evaluate(method, val, eps, fold, 'hsnet', 128, str(acc.device), progress=False, meta=meta)
     results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],

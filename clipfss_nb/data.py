@@ -11,15 +11,18 @@ import numpy as np
 from PIL import Image
 import clipfss_nb
 import matplotlib.pyplot as plt
-from .prompts import VOC_CLASSES
+from .prompts import VOC_CLASSES, COCO_CLASSES
 from .core import load_image, load_mask, binary_target, IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'fold_classes', 'FSSDataset', 'find_voc_root', 'VOCDataset',
-           'make_voc_like', 'FolderDataset', 'read_text', 'read_names', 'read_pairs', 'read_pfenet_list',
-           'read_class_file_list', 'group_pairs', 'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files',
-           'Episode', 'episodes_to_tsv', 'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet',
-           'protocol_seeds', 'show_episode']
+__all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'COCO_SUBDIRS', 'COCO_CROWD', 'COCO_CATEGORY_IDS', 'FSS_SUBDIRS',
+           'FSS_SPLITS', 'fold_classes', 'FSSDataset', 'find_voc_root', 'VOCDataset', 'make_voc_like', 'FolderDataset',
+           'read_text', 'read_names', 'read_pairs', 'read_pfenet_list', 'read_class_file_list', 'group_pairs',
+           'splits_dir', 'FoldLists', 'build_fold_lists', 'lists_from_files', 'Episode', 'episodes_to_tsv',
+           'episodes_from_tsv', 'episodes_sha256', 'sample_hsnet', 'sample_pfenet', 'protocol_seeds', 'coco_split',
+           'find_coco_root', 'render_coco_label', 'COCODataset', 'make_coco_like', 'fss_categories', 'find_fss_root',
+           'FSS1000Dataset', 'make_fss_like', 'sample_hsnet_coco', 'sample_hsnet_fss', 'episode_counts', 'fss_list_ids',
+           'show_episode']
 
 # %% ../nbs/10_data.ipynb #116eb9c8
 def fold_classes(fold: int, # fold index, 0-based
@@ -384,6 +387,276 @@ def protocol_seeds(n: int, # number of seeds (BAM 5, HDMNet / PI-CLIP 10)
                    base: int = 123) -> list[int]:
     "Seeds drawn as BAM-style test scripts do: seed `base`, then `randint(0, 1000, n)`."
     return [int(s) for s in np.random.RandomState(base).randint(0, 1000, n)]
+
+# %% ../nbs/10_data.ipynb #8d63f4aa
+COCO_SUBDIRS = ('.', 'COCO2014', 'MSCOCO2014', 'coco', 'COCO')
+COCO_CROWD = ('class', 'ignore', 'skip')
+
+def coco_split(split: str) -> str: # 'val2014' or 'train2014'
+    "The COCO 2014 image folder of a split name ('val', 'test' → val2014 as HSNet maps them; 'train', 'trn' → train2014)."
+    s = {'val': 'val2014', 'test': 'val2014', 'train': 'train2014', 'trn': 'train2014'}.get(split, split)
+    if s not in ('val2014', 'train2014'): raise ValueError(f"COCO split must be val, test, train, trn, val2014 or train2014, got {split!r}")
+    return s
+
+def find_coco_root(root: str | Path, # a folder holding COCO 2014 somewhere below (see `COCO_SUBDIRS`)
+                   split: str = 'val', # image split (`coco_split`)
+                   labels: str = 'auto', # 'png' (pre-rendered label PNGs), 'json' (instance JSON) or 'auto' (PNGs if present)
+                  ) -> tuple[Path, str]: # (folder with `<split>2014/`, 'png' or 'json')
+    "Locate the COCO folder with images `<split>2014/` and labels `annotations/<split>2014/*.png` or `annotations/instances_<split>2014.json`."
+    if labels not in ('auto', 'png', 'json'): raise ValueError(f"labels must be 'auto', 'png' or 'json', got {labels!r}")
+    root, s = Path(root), coco_split(split)
+    for sub in COCO_SUBDIRS:
+        d = root / sub
+        if not (d / s).is_dir(): continue
+        pngs = d / 'annotations' / s
+        if labels in ('auto', 'png') and pngs.is_dir() and any(pngs.iterdir()): return d.resolve(), 'png'
+        if labels in ('auto', 'json') and (d / 'annotations' / f'instances_{s}.json').is_file(): return d.resolve(), 'json'
+    want = {'png': f'annotations/{s}/*.png', 'json': f'annotations/instances_{s}.json'}.get(labels, f'annotations/{s}/ or annotations/instances_{s}.json')
+    raise FileNotFoundError(f"no COCO layout ({s}/ + {want}) under any of: " + ', '.join(str(root / d) for d in COCO_SUBDIRS))
+
+# %% ../nbs/10_data.ipynb #38b3a623
+def _instance_mask(ann: dict, h: int, w: int) -> np.ndarray: # (h, w) bool
+    from pycocotools import mask as mask_utils  # only needed to rasterise instance JSONs; PNG-label users never import it
+    seg = ann['segmentation']
+    if isinstance(seg, list): rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))  # polygons
+    elif isinstance(seg.get('counts'), list): rle = mask_utils.frPyObjects(seg, h, w)  # uncompressed RLE
+    else: rle = seg  # compressed RLE
+    return mask_utils.decode(rle).astype(bool)
+
+def render_coco_label(anns: list[dict], # the image's instance annotations (COCO JSON)
+                      height: int, width: int, # the image's size
+                      cat_to_class: dict[int, int], # COCO category id → class 1..80
+                      crowd: str = 'class', # crowd regions: 'class' (labelled with their class), 'ignore' (255) or 'skip'
+                     ) -> np.ndarray: # (H, W) uint8: 0 background, classes 1..80, 255 crowd when `crowd='ignore'`
+    "Label map of one image: per class the union of its instances, classes painted in ascending order (a higher class wins an overlap)."
+    if crowd not in COCO_CROWD: raise ValueError(f"crowd must be one of {COCO_CROWD}, got {crowd!r}")
+    per_class, crowd_px = {}, np.zeros((height, width), bool)
+    for a in anns:
+        if a.get('iscrowd', 0) and crowd != 'class':
+            if crowd == 'ignore': crowd_px |= _instance_mask(a, height, width)
+            continue
+        c = cat_to_class[a['category_id']]
+        per_class[c] = per_class.get(c, np.zeros((height, width), bool)) | _instance_mask(a, height, width)
+    label = np.zeros((height, width), np.uint8)
+    for c in sorted(per_class): label[per_class[c]] = c
+    label[crowd_px & (label == 0)] = IGNORE_INDEX
+    return label
+
+# %% ../nbs/10_data.ipynb #2d4a5c45
+class COCODataset(FSSDataset):
+    "COCO-20i: COCO 2014 images, labels from the pre-rendered PNGs or rendered from the instance JSON, interleaved or contiguous folds."
+    name = 'coco'
+    def __init__(self, root: str | Path, # dataset folder (see `find_coco_root`)
+                 split: str = 'val', # image split: val (= test) or train
+                 convention: str = 'interleaved', # folds: 'interleaved' (COCO-20i as HSNet/PFENet use it) or 'contiguous' (PANet)
+                 labels: str = 'auto', # 'png', 'json' or 'auto' (PNGs when present)
+                 crowd: str = 'class', # crowd regions of JSON labels (`render_coco_label`)
+                ):
+        if crowd not in COCO_CROWD: raise ValueError(f"crowd must be one of {COCO_CROWD}, got {crowd!r}")
+        self.coco_root, self.labels = find_coco_root(root, split, labels)
+        self.split, self.convention, self.crowd = coco_split(split), convention, crowd
+        folds = {f: fold_classes(f, 80, 4, convention) for f in range(4)}
+        images = set(os.listdir(self.coco_root / self.split))
+        if self.labels == 'png':
+            have = set(os.listdir(self.coco_root / 'annotations' / self.split))
+            ids = sorted(f'{self.split}/{n}' for n in images if n.endswith('.jpg') and n[:-4] + '.png' in have)
+            names = {i + 1: n for i, n in enumerate(COCO_CLASSES)}
+        else:
+            d = json.loads((self.coco_root / 'annotations' / f'instances_{self.split}.json').read_text())
+            cats = sorted(d['categories'], key=lambda c: c['id'])
+            if len(cats) != 80: raise ValueError(f"instances_{self.split}.json has {len(cats)} categories; COCO-20i needs the 80 COCO categories")
+            self._cat = {c['id']: i + 1 for i, c in enumerate(cats)}
+            names = {i + 1: c['name'] for i, c in enumerate(cats)}
+            self._img = {f"{self.split}/{im['file_name']}": im for im in d['images'] if im['file_name'] in images}
+            self._anns = {}
+            for a in sorted(d['annotations'], key=lambda a: a['id']): self._anns.setdefault(a['image_id'], []).append(a)
+            ids = sorted(self._img)
+        if not ids: raise FileNotFoundError(f"no {self.split} image with a label under {self.coco_root}")
+        super().__init__(ids, names, folds, root=self.coco_root)
+    def image_path(self, id): return self.coco_root / id
+    def label_path(self, id): return self.coco_root / 'annotations' / (id[:-4] + '.png')
+    def load_label(self, id):
+        if self.labels == 'png': return load_mask(self.label_path(id), kind='label')
+        im = self._img[id]
+        return render_coco_label(self._anns.get(im['id'], []), im['height'], im['width'], self._cat, self.crowd)
+    def describe(self): return {**super().describe(), 'split': self.split, 'convention': self.convention, 'labels': self.labels, 'crowd': self.crowd}
+
+# %% ../nbs/10_data.ipynb #0d244163
+COCO_CATEGORY_IDS = (*range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70, *range(72, 83), *range(84, 91))
+
+def _rle_counts(mask: np.ndarray) -> list[int]:
+    "Uncompressed COCO RLE counts of a binary mask (column-major runs, starting with background)."
+    flat = mask.ravel(order='F').astype(np.int8)
+    runs = np.diff(np.r_[0, np.flatnonzero(np.diff(flat)) + 1, flat.size]).tolist()
+    return [0] + runs if flat[0] else runs
+
+def make_coco_like(root: str | Path, # output folder (the dataset goes to `root/COCO2014`)
+                   n: int = 160, # val images
+                   size: tuple[int, int] = (48, 64), # (H, W)
+                   seed: int = 0,
+                   classes: list[int] | None = None, # classes 1..80 that appear as main objects (default all; image i shows classes[i % len])
+                   png: bool = True, # also write the pre-rendered label PNGs (`annotations/val2014/*.png`)
+                  ) -> Path:
+    "Write a tiny COCO 2014 val split in the real layout: images, an instance JSON with polygons, RLE and crowd regions, label PNGs."
+    from pycocotools import mask as mask_utils  # the fixture encodes RLE with the library real COCO files are written with
+    root, rng, (H, W) = Path(root), np.random.RandomState(seed), size
+    base = root / 'COCO2014'
+    for d in ('val2014', 'annotations/val2014') if png else ('val2014', 'annotations'): (base / d).mkdir(parents=True, exist_ok=True)
+    classes = list(classes or range(1, 81))
+    cats = [dict(id=cid, name=COCO_CLASSES[i], supercategory='thing') for i, cid in enumerate(COCO_CATEGORY_IDS)]
+    yy, xx = np.mgrid[:H, :W]
+    images, anns = [], []
+    for i in range(n):
+        name = f'COCO_val2014_{i + 1:012d}.jpg'
+        images.append(dict(id=i + 1, file_name=name, height=H, width=W))
+        img = np.tile(rng.uniform(20, 90, 3), (H, W, 1)) + rng.normal(0, 6, (H, W, 3))
+        main = classes[i % len(classes)]
+        y0, x0 = rng.randint(0, H // 3), rng.randint(0, W // 3)
+        y1, x1 = y0 + H // 2 + rng.randint(0, H // 4), x0 + W // 2 + rng.randint(0, W // 4)
+        poly = [float(v) for v in (x0, y0, x1, y0, x1, y1, (x0 + x1) / 2, y1 + 2, x0, y1)]
+        objs = [(main, dict(segmentation=[poly]), 0)]
+        if i % 2 == 0:  # a second object, compressed RLE
+            other = int(rng.randint(1, 81)); cy, cx, r = rng.randint(H), rng.randint(W), rng.randint(5, 12)
+            rle = mask_utils.encode(np.asfortranarray((((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r).astype(np.uint8)))
+            objs.append((other, dict(segmentation=dict(size=[H, W], counts=rle['counts'].decode())), 0))
+        if i % 5 == 0:  # a crowd region of the main class, uncompressed RLE
+            m = (yy >= H - 8) & (xx < W // 3)
+            objs.append((main, dict(segmentation=dict(size=[H, W], counts=_rle_counts(m))), 1))
+        per_class = {}
+        for c, seg, crowd in objs:
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=COCO_CATEGORY_IDS[c - 1], iscrowd=crowd, **seg))
+            m = _instance_mask(anns[-1], H, W)
+            per_class[c] = per_class.get(c, np.zeros((H, W), bool)) | m
+            img[m] = _class_colour(c, 80) + rng.normal(0, 8, (int(m.sum()), 3))
+        label = np.zeros((H, W), np.uint8)
+        for c in sorted(per_class): label[per_class[c]] = c
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(base / 'val2014' / name, quality=92)
+        if png: Image.fromarray(label).save(base / 'annotations/val2014' / name.replace('.jpg', '.png'))
+    js = dict(info=dict(description='tiny COCO-like fixture'), images=images, annotations=anns, categories=cats)
+    (base / 'annotations/instances_val2014.json').write_text(json.dumps(js))
+    return root
+
+# %% ../nbs/10_data.ipynb #05b5e0f1
+FSS_SUBDIRS = ('.', 'FSS-1000', 'FSS-1000/data', 'data', 'fewshot_data', 'FSS-1000/fewshot_data')
+FSS_SPLITS = {'test': 'test', 'val': 'val', 'trn': 'trn', 'train': 'trn'}
+
+def fss_categories(split: str = 'test', # test (240, the official test classes), val (240) or trn / train (520)
+                   split_file: str | Path | None = None, # another category list (one name per line)
+                  ) -> list[str]: # category names, sorted as HSNet's loader sorts them
+    "FSS-1000 categories of a split: HSNet's `splits/fss/<split>.txt`, sorted."
+    if split_file is None:
+        if split not in FSS_SPLITS: raise ValueError(f"FSS-1000 split must be one of {sorted(FSS_SPLITS)}, got {split!r}")
+        split_file = splits_dir() / 'hsnet' / 'fss' / f'{FSS_SPLITS[split]}.txt'
+    return sorted(read_names(split_file))
+
+def find_fss_root(root: str | Path, # a folder holding FSS-1000 somewhere below (see `FSS_SUBDIRS`)
+                  categories: list[str], # the categories that must be there
+                 ) -> Path: # the folder whose subfolders are the categories
+    "Locate the FSS-1000 category folders (`<category>/<n>.jpg` + `<n>.png`) under `root`."
+    root = Path(root)
+    for sub in FSS_SUBDIRS:
+        if (root / sub / categories[0]).is_dir(): return (root / sub).resolve()
+    raise FileNotFoundError(f"no FSS-1000 layout (<category>/1.jpg, e.g. {categories[0]}/1.jpg) under any of: "
+                            + ', '.join(str(root / s) for s in FSS_SUBDIRS))
+
+# %% ../nbs/10_data.ipynb #3bf37d71
+class FSS1000Dataset(FSSDataset):
+    "FSS-1000 as HSNet reads it: the categories of a split, images `<category>/<n>.jpg`, masks `<n>.png` binarised at 128."
+    name = 'fss'
+    def __init__(self, root: str | Path, # dataset folder (see `find_fss_root`)
+                 split: str = 'test', # test (HSNet evaluates on it), val or trn
+                 split_file: str | Path | None = None, # another category list instead of the shipped one
+                ):
+        cats = fss_categories(split, split_file)
+        if len(cats) >= IGNORE_INDEX: raise ValueError(f"{len(cats)} categories do not fit uint8 label maps (at most 254); evaluate the test or val split")
+        self.data_root, self.split = find_fss_root(root, cats), split
+        missing = [c for c in cats if not (self.data_root / c).is_dir()]
+        if missing: raise FileNotFoundError(f"{len(missing)} of the {len(cats)} FSS-1000 {split} categories are missing under {self.data_root} (first: {missing[0]!r})")
+        self.category_class, ids = {c: i + 1 for i, c in enumerate(cats)}, []
+        for c in cats:  # HSNet: sorted file names, the '.jpg' ones: 1, 10, 2, …, 9
+            ids += [f"{c}/{n.split('.')[0]}" for n in sorted(os.listdir(self.data_root / c)) if n.split('.')[1:2] == ['jpg']]
+        super().__init__(ids, dict(enumerate(cats, 1)), {0: list(range(1, len(cats) + 1))}, root=self.data_root)
+    def image_path(self, id): return self.data_root / f'{id}.jpg'
+    def label_path(self, id): return self.data_root / f'{id}.png'
+    def class_of(self, id: str) -> int: return self.category_class[id.rsplit('/', 1)[0]]
+    def load_label(self, id): # (H, W) uint8: the category's class id where the mask is >= 128 (greyscale as PIL converts it)
+        with Image.open(self.label_path(id)) as im: m = np.asarray(im.convert('L')) >= 128
+        return (m * self.class_of(id)).astype(np.uint8)
+    def describe(self): return {**super().describe(), 'split': self.split}
+
+def make_fss_like(root: str | Path, # output folder (categories directly below it)
+                  categories: list[str], # category folder names
+                  n: int = 10, # images per category, numbered 1..n
+                  size: tuple[int, int] = (24, 24), seed: int = 0) -> Path:
+    "Write tiny FSS-1000-layout data: `<category>/<k>.jpg` + `<k>.png` (0/255 masks with grey values around 128 at the edge)."
+    root, rng, (H, W) = Path(root), np.random.RandomState(seed), size
+    for j, c in enumerate(categories):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for k in range(1, n + 1):
+            m = np.zeros((H, W), np.uint8); y, x = rng.randint(0, H // 2), rng.randint(0, W // 2)
+            m[y:y + H // 2, x:x + W // 2] = 255; m[y, x:x + W // 2] = 127; m[y + 1, x:x + W // 2] = 128  # 127 → bg, 128 → fg
+            img = np.tile(rng.uniform(30, 80, 3), (H, W, 1)); img[m >= 128] = _class_colour(j + 1, len(categories))
+            Image.fromarray(img.astype(np.uint8)).save(root / c / f'{k}.jpg', quality=92)
+            Image.fromarray(m).save(root / c / f'{k}.png')
+    return root
+
+# %% ../nbs/10_data.ipynb #e880c1f3
+def _draw(rng: np.random.RandomState, items: list):
+    "One uniform draw as HSNet makes it: `np.random.choice(items, 1, replace=False)[0]` = `items[permutation(len)[0]]`."
+    return items[rng.permutation(len(items))[0]]
+
+def sample_hsnet_coco(pools: dict[int, list[str]], # class → its images, in HSNet's list order
+                      classes: list[int], # the fold's classes, ascending (HSNet's `class_ids`)
+                      shots: int = 1, # K supports per episode
+                      episodes: int = 1000, # HSNet: 1000
+                      seed: int = 0, # numpy seed (HSNet: 0)
+                     ) -> list[Episode]:
+    "HSNet's COCO-20i episodes: the index is ignored; class uniform over the fold, query uniform in its pool, supports ≠ query (repeats possible)."
+    usable = [c for c in classes if pools.get(c)]  # a class without images cannot be drawn (HSNet would crash)
+    if not usable: raise ValueError('no class of the fold has an image')
+    rng, out = np.random.RandomState(seed), []
+    for _ in range(episodes):
+        c = _draw(rng, usable); pool = pools[c]
+        if len(set(pool)) < 2: raise ValueError(f"class {c} has {len(set(pool))} image(s); an episode needs a support other than the query")
+        q, sup = _draw(rng, pool), []
+        while len(sup) < shots:
+            s = _draw(rng, pool)
+            if s != q: sup.append(s)
+        out.append(Episode(q, c, tuple(sup)))
+    return out
+
+def sample_hsnet_fss(ids: list[str], # `<category>/<n>` in HSNet's loader order (`FSS1000Dataset.ids`)
+                     classes: dict[str, int], # category → class id
+                     shots: int = 1, # K supports per episode
+                     episodes: int | None = None, # None: every image once (HSNet: 2400 on the test split)
+                     seed: int = 0, # numpy seed (HSNet: 0)
+                     n_images: int = 10, # supports are numbered 1..n_images
+                    ) -> list[Episode]:
+    "HSNet's FSS-1000 episodes: episode i's query is `ids[i]`; supports `<category>/<k>`, k drawn from 1..10 ≠ the query (repeats possible)."
+    if not ids: raise ValueError('empty image list')
+    numbers, rng, out = list(range(1, n_images + 1)), np.random.RandomState(seed), []
+    for i in range(len(ids) if episodes is None else episodes):
+        q = ids[i % len(ids)]
+        cat = q.rsplit('/', 1)[0]
+        sup = []
+        while len(sup) < shots:
+            s = f'{cat}/{_draw(rng, numbers)}'
+            if s != q: sup.append(s)
+        out.append(Episode(q, classes[cat], tuple(sup)))
+    return out
+
+def episode_counts(episodes: list[Episode], # one seed's episodes
+                   classes: list[int], # the fold's classes
+                  ) -> dict[int, int]: # class → episodes (0 for a class without any)
+    "Episodes per class of the fold."
+    n = {c: 0 for c in classes}
+    for e in episodes: n[e.cls] = n.get(e.cls, 0) + 1
+    return n
+
+def fss_list_ids(categories: list[str], # sorted categories (`fss_categories`)
+                 n_images: int = 10) -> list[str]: # `<category>/<n>` in HSNet's loader order
+    "HSNet's FSS-1000 query order from the category list alone: categories sorted, images in file-name order (1, 10, 2, …, 9)."
+    return [f'{c}/{n.split(".")[0]}' for c in categories for n in sorted(f'{k}.jpg' for k in range(1, n_images + 1))]
 
 # %% ../nbs/10_data.ipynb #8529c94e
 def show_episode(dataset: FSSDataset, episode: Episode, axs=None, pred=None, title: str = ''):

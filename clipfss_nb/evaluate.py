@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_evaluate.ipynb #27130bd1
 from __future__ import annotations
-import sys, json, time, hashlib, platform, datetime
+import sys, json, time, hashlib, platform, datetime, warnings
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np
@@ -14,14 +14,16 @@ from tqdm.auto import tqdm
 import clipfss_nb
 from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device
 from .methods import intersect_union, IoUMeter, FSSMethod, register_method, get_method, BASELINES
-from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, build_fold_lists, lists_from_files, read_pairs,
-                             sample_hsnet, sample_pfenet, episodes_sha256, splits_dir)
+from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, COCODataset, FSS1000Dataset, build_fold_lists,
+                             lists_from_files, read_pairs, group_pairs, sample_hsnet, sample_pfenet, sample_hsnet_coco,
+                             sample_hsnet_fss, episode_counts, protocol_seeds, episodes_sha256, splits_dir)
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'PASCAL_AREA', 'BENCHMARKS', 'make_view', 'score_episode', 'LRU', 'FeatureCache',
-           'ToyPrototype', 'seed_hashes', 'run_fingerprint', 'checkpoint_path', 'load_checkpoint', 'save_checkpoint',
-           'seed_meters', 'ViewCache', 'episode_tensors', 'episode_features', 'score_methods', 'summarise_seeds',
-           'results_json', 'evaluate', 'scaled_min_pixels', 'episode_lists']
+__all__ = ['PROTOCOLS', 'DEFAULT_SIZE', 'PASCAL_AREA', 'BENCHMARKS', 'DEFAULT_EPISODES', 'make_view', 'score_episode', 'LRU',
+           'FeatureCache', 'ToyPrototype', 'seed_hashes', 'run_fingerprint', 'checkpoint_path', 'load_checkpoint',
+           'save_checkpoint', 'seed_meters', 'ViewCache', 'episode_tensors', 'episode_features', 'score_methods',
+           'summarise_seeds', 'results_json', 'evaluate', 'scaled_min_pixels', 'default_episodes', 'resolve_seeds',
+           'check_coverage', 'episode_lists']
 
 # %% ../nbs/11_evaluate.ipynb #19223a0b
 PROTOCOLS = ('hsnet', 'pfenet')
@@ -307,40 +309,104 @@ def evaluate(method: FSSMethod | str, # a method or a registry name
 PASCAL_AREA = 500 * 375
 
 def scaled_min_pixels(dataset: FSSDataset) -> int:
-    "PFENet's 2·32·32 px on a 500×375 image, scaled to the area of the dataset's first image (2048 for PASCAL)."
-    if dataset.name == 'pascal' or not len(dataset): return 2 * 32 * 32
+    "PFENet's 2·32·32 px on a 500×375 image, scaled to the area of the dataset's first image (2048 for PASCAL, COCO)."
+    if dataset.name in ('pascal', 'coco') or not len(dataset): return 2 * 32 * 32
     h, w = dataset.load_label(dataset.ids[0]).shape
     return max(1, round(2 * 32 * 32 * h * w / PASCAL_AREA))
 
-# %% ../nbs/11_evaluate.ipynb #54b7ff7b
+# %% ../nbs/11_evaluate.ipynb #616c1c1f
 BENCHMARKS = {
-    'shapeworld': lambda root, split: VOCDataset(root, split),
-    'pascal': lambda root, split: VOCDataset(root, split, meta_file='__none__'),
+    'shapeworld': lambda root, split: VOCDataset(root, split or 'val'),
+    'pascal': lambda root, split: VOCDataset(root, split or 'val', meta_file='__none__'),
+    'coco': lambda root, split: COCODataset(root, split or 'val', 'interleaved'),
+    'coco-contiguous': lambda root, split: COCODataset(root, split or 'val', 'contiguous'),
+    'fss': lambda root, split: FSS1000Dataset(root, split or 'test'),
     'folder': lambda root, split: FolderDataset(root),
 }
+DEFAULT_EPISODES = {'pascal': 1000, 'coco': 1000, 'fss': None}  # None: every image once (2400 on FSS-1000 test)
+
+def default_episodes(dataset: FSSDataset) -> int: # episodes per seed
+    "The benchmark's episode count: 1000 (PASCAL-5i, COCO-20i, others), every image once on FSS-1000 (2400)."
+    n = DEFAULT_EPISODES.get(dataset.name, 1000)
+    return len(dataset) if n is None else n
+
+def resolve_seeds(seeds: int | list[int] | None, # a count, explicit seeds, or None (the protocol's one seed)
+                  protocol: str = 'hsnet') -> list[int]:
+    "Episode seeds: None → [0] (HSNet) / [321] (PFENet); a count n → 0..n-1 (HSNet) / `protocol_seeds(n)` (PFENet family: BAM, HDMNet, PI-CLIP)."
+    if seeds is None: return [0] if protocol == 'hsnet' else [321]
+    if isinstance(seeds, (int, np.integer)):
+        if not 1 <= seeds <= 100: raise ValueError(f"a seed count must be in 1..100, got {seeds}; to run seed {seeds} alone give it as a list ([{seeds}]; on the command line --seeds {seeds},)")
+        return list(range(seeds)) if protocol == 'hsnet' else protocol_seeds(int(seeds))
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds): raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
+    return seeds
+
+# %% ../nbs/11_evaluate.ipynb #c72ad80c
+def check_coverage(episodes: dict[int, list[Episode]], # {seed: episodes}
+                   classes: list[int], # the fold's classes
+                   allow_missing_classes: bool = False, # score classes without episodes (as 0 IoU) instead of refusing
+                  ) -> dict: # episodes_per_class (min, max), missing_classes {seed: [class]}
+    "Refuse (or, when allowed, warn loudly about) a fold in which some class gets no episode: its IoU would silently count as 0."
+    counts = {s: episode_counts(e, classes) for s, e in episodes.items()}
+    missing = {str(s): [c for c in classes if n[c] == 0] for s, n in counts.items() if 0 in n.values()}
+    if missing:
+        s, cs = next(iter(missing.items()))
+        msg = (f"{len(cs)} of the {len(classes)} fold classes get no episode with seed {s} ({len(episodes[int(s)])} episodes; "
+               f"classes {cs[:8]}{'…' if len(cs) > 8 else ''}); their IoU would count as 0 in the mIoU")
+        if not allow_missing_classes: raise ValueError(msg + "; raise --episodes, check the list, or pass --allow-missing-classes")
+        warnings.warn('MISSING CLASSES: ' + msg, stacklevel=2)
+    vals = [v for n in counts.values() for v in n.values()]
+    return dict(episodes_per_class=dict(min=min(vals), max=max(vals)), missing_classes=missing)
+
+# %% ../nbs/11_evaluate.ipynb #4ee4309d
+def _pools_from_list(dataset: FSSDataset, path) -> dict[int, list[str]]:
+    "Per-class pools of an HSNet list whose images must all be in `dataset`."
+    pools = group_pairs(read_pairs(path))
+    ids = set(dataset.ids)
+    absent = sorted({i for v in pools.values() for i in v} - ids)
+    if absent: raise FileNotFoundError(f"{len(absent)} images of {path} are not in {dataset.root} (first: {absent[0]}); "
+                                       "use the matching split, or --list-file masks to build the lists from your labels")
+    return pools
 
 def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
-                  fold: int, shots: int = 1, protocol: str = 'hsnet', seeds: list[int] | None = None,
-                  episodes: int | None = 1000, # per seed (None: one pass over the HSNet list)
+                  fold: int, shots: int = 1, protocol: str = 'hsnet',
+                  seeds: int | list[int] | None = None, # a count or explicit seeds (`resolve_seeds`)
+                  episodes: int | None | str = 'default', # per seed; 'default': `default_episodes`; None: one pass over the HSNet list
                   min_pixels: int | None = None, # per-class threshold for lists built from masks (None: `scaled_min_pixels`)
-                  list_file: str | Path | None = None, # an HSNet `<image>__<class>` list to use instead
+                  list_file: str | Path | None = None, # an HSNet `<image>__<class>` list to use instead; 'masks': build the lists from the masks
+                  allow_missing_classes: bool = False, # warn instead of refusing when a fold class gets no episode
                  ) -> tuple[dict[int, list[Episode]], dict]: # ({seed: episodes}, metadata)
-    "Episode lists of one fold under `protocol`, plus where the lists came from."
-    seeds = seeds or ([0] if protocol == 'hsnet' else [321])
+    "Episode lists of one fold under `protocol` with each benchmark's own HSNet rule, plus where the lists came from."
+    if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    seeds = resolve_seeds(seeds, protocol)
+    if episodes == 'default': episodes = default_episodes(dataset)
     if min_pixels is None: min_pixels = scaled_min_pixels(dataset)
-    sd = splits_dir()
-    if protocol == 'hsnet':
+    sd, masks, classes = splits_dir(), list_file == 'masks', dataset.fold_classes(fold)
+    built = f'built from masks (>= {min_pixels} px)'
+    if dataset.name == 'fss':
+        if protocol != 'hsnet' or list_file is not None: raise ValueError("FSS-1000 episodes follow HSNet's rule on the split's categories: use --protocol hsnet and no --list-file")
+        eps = {s: sample_hsnet_fss(dataset.ids, dataset.category_class, shots, episodes, s) for s in seeds}
+        source, min_pixels = f'{dataset.split} categories ({len(dataset.class_names)})', None
+        sampler = 'hsnet-fss (every image once in file order; supports numbered 1..10, independent draws)'
+    elif dataset.name == 'coco' and protocol == 'hsnet':
+        if masks or (list_file is None and dataset.convention != 'interleaved'): pools, source = build_fold_lists(dataset, fold, min_pixels).pools, built
+        else:
+            path = list_file or sd / f'hsnet/coco/val/fold{fold}.txt'
+            pools, source = _pools_from_list(dataset, path), str(path)
+        eps = {s: sample_hsnet_coco(pools, classes, shots, episodes or 1000, s) for s in seeds}
+        sampler = 'hsnet-coco (class uniform over the fold, query and supports uniform in its pool, independent supports)'
+    elif protocol == 'hsnet':
         if list_file is None and dataset.name == 'pascal': list_file = sd / f'hsnet/pascal/val/fold{fold}.txt'
-        if list_file is not None: pairs, source = read_pairs(list_file), str(list_file)
-        else: pairs, source = build_fold_lists(dataset, fold, min_pixels).pairs, f'built from masks (>= {min_pixels} px)'
+        if list_file is not None and not masks: pairs, source = read_pairs(list_file), str(list_file)
+        else: pairs, source = build_fold_lists(dataset, fold, min_pixels).pairs, built
         eps = {s: sample_hsnet(pairs, shots, episodes, s) for s in seeds}
-    elif protocol == 'pfenet':
+        sampler = 'hsnet (list order, independent supports)'
+    else:
         vrp = sd / 'VRP-SAM/pascal_pfenet_filtered/val'
-        if dataset.name == 'pascal':
-            lists = lists_from_files(vrp / f'fold{fold}_query_images.txt', vrp / f'fold{fold}_class_pool.txt', fold, dataset.fold_classes(fold))
+        if dataset.name == 'pascal' and not masks:
+            lists = lists_from_files(vrp / f'fold{fold}_query_images.txt', vrp / f'fold{fold}_class_pool.txt', fold, classes)
             source = lists.source
-        else: lists, source = build_fold_lists(dataset, fold, min_pixels), f'built from masks (>= {min_pixels} px)'
+        else: lists, source = build_fold_lists(dataset, fold, min_pixels), built
         eps = {s: sample_pfenet(lists, shots, episodes or 1000, s) for s in seeds}
-    else: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    sampler = 'hsnet (list order, independent supports)' if protocol == 'hsnet' else 'pfenet (class among present, distinct supports)'
-    return eps, dict(list_source=source, sampler=sampler, min_pixels=min_pixels)
+        sampler = 'pfenet (class among present, distinct supports)'
+    return eps, dict(list_source=source, sampler=sampler, min_pixels=min_pixels, **check_coverage(eps, classes, allow_missing_classes))
