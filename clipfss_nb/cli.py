@@ -421,7 +421,7 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
                            data_root: str = 'runs/data/shapeworld', # ShapeWorld-5i folder (written if missing)
                            n_train: int = 1000, # train scenes written when the folder is missing
                            n_val: int = 500, # val scenes written when the folder is missing
-                           steps: int = 1000, # optimisation steps
+                           steps: int = 600, # optimisation steps
                            batch_size: int = 8, # episodes per step and process
                            lr: float = 1e-3, # AdamW peak learning rate (warm-up 50 steps, cosine to 1e-5)
                            shots: int = 1, # K of the training episodes
@@ -460,7 +460,7 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
     print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
           f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
     if not eval_episodes: return
-    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes)
+    eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes, allow_missing_classes=True)  # after training: warn, never refuse
     score = lambda mode: evaluate(ProtoNetMethod(fold, checkpoint=str(out), mode=mode, backbone=bb, image_cache=cache), val, eps, fold, 'hsnet', 128,
                                   str(acc.device), progress=False, meta=meta)
     cache = {}

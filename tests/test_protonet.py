@@ -64,7 +64,7 @@ def test_cli_eval_by_name(small_val, tmp_path):
     out = tmp_path / 'r.json'
     cmd = [str(Path(sys.executable).parent / 'clipfss-eval')]
     run = subprocess.run(cmd + ['--benchmark', 'shapeworld', '--root', str(Path(small_val.root)), '--fold', '1', '--method', 'protonet',
-                                '--episodes', '10', '--out', str(out)], capture_output=True, text=True)
+                                '--episodes', '10', '--allow-missing-classes', '--out', str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     res = json.loads(out.read_text())
     assert res['method']['name'] == 'protonet' and res['method']['trained_fold'] == 1
