@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 import clipfss_nb
-from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device
+from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, InputError
 from .methods import intersect_union, IoUMeter, FSSMethod, register_method, get_method, BASELINES
 from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, build_fold_lists, lists_from_files, read_pairs,
                              sample_hsnet, sample_pfenet, episodes_sha256, splits_dir)
@@ -326,6 +326,7 @@ def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
                   list_file: str | Path | None = None, # an HSNet `<image>__<class>` list to use instead
                  ) -> tuple[dict[int, list[Episode]], dict]: # ({seed: episodes}, metadata)
     "Episode lists of one fold under `protocol`, plus where the lists came from."
+    if shots < 1 or (episodes is not None and episodes < 1): raise InputError(f"shots and episodes must be at least 1, got shots={shots}, episodes={episodes}")
     seeds = seeds or ([0] if protocol == 'hsnet' else [321])
     if min_pixels is None: min_pixels = scaled_min_pixels(dataset)
     sd = splits_dir()
