@@ -72,9 +72,10 @@ def script(*examples: str, # example command lines for `--help`
             parser = command_parser(func, examples, epilog() if epilog else '')
             args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
             for internal in ('pdb', 'xtra'): args.pop(internal, None)  # anno_parser's own options
-            def one_line(message, category, *rest, **kw):  # input warnings as one line each, like the errors
-                if issubclass(category, InputWarning): print(f"{parser.prog}: warning: {message}", file=sys.stderr)
-                else: shown(message, category, *rest, **kw)
+            said = set()
+            def one_line(message, category, *rest, **kw):  # input warnings as one line each (once), like the errors
+                if not issubclass(category, InputWarning): return shown(message, category, *rest, **kw)
+                if str(message) not in said: said.add(str(message)); print(f"{parser.prog}: warning: {message}", file=sys.stderr)
             try:
                 with warnings.catch_warnings():
                     shown, warnings.showwarning = warnings.showwarning, one_line
