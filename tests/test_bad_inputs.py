@@ -214,3 +214,18 @@ def test_demo_refuses(files, tmp_path):
     code, out, err = run(clipfss_demo, ['--out', tmp_path / 'd.png', '--query', files / 'q.png', '--support', files / 's.png',
                                         '--support-mask', files / 'palette.png', '--class-name', 'ladybug', '--device', 'cpu'])
     assert code == 2 and 'class indices [15]' in err and not (tmp_path / 'd.png').exists(), err
+
+def test_no_command_writes_into_the_package_by_default(files, voc, monkeypatch):
+    "Run from inside the installed package, every command that writes refuses its default output before doing any work."
+    from clipfss_nb.cli import (package_dir, clipfss_shapeworld, clipfss_train_miniclip, clipfss_train_clipseg, clipfss_train_decoder)
+    pkg = package_dir()
+    before = sorted(str(p) for p in pkg.rglob('*'))
+    monkeypatch.chdir(pkg)
+    d = files
+    calls = [(clipfss_segment, ['--support', d / 's.png', '--support-mask', d / 's_mask.png', '--class-name', 'ladybug', '--query', d / 'q.png']),
+             (clipfss_demo, ['--device', 'cpu']), (clipfss_shapeworld, []), (clipfss_train_miniclip, []), (clipfss_train_clipseg, []),
+             (clipfss_train_decoder, []), (clipfss_eval, ['--root', voc, '--min-pixels', 100, '--episodes', 2, '--quiet'])]
+    for cmd, argv in calls:
+        code, out, err = run(cmd, argv)
+        assert code == 2 and 'inside the installed package' in err, (cmd.__name__, err)
+    assert sorted(str(p) for p in pkg.rglob('*') if '__pycache__' not in p.parts) == [p for p in before if '__pycache__' not in p]
