@@ -12,7 +12,7 @@ from PIL import Image
 import clipfss_nb
 import matplotlib.pyplot as plt
 from .prompts import VOC_CLASSES
-from .core import load_image, load_mask, binary_target, IGNORE_INDEX, InputError, binarise_grey
+from .core import load_image, load_mask, binary_target, IGNORE_INDEX, InputError, binarise_grey, warn_input
 
 # %% auto #0
 __all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'fold_classes', 'FSSDataset', 'find_voc_root', 'VOCDataset',
@@ -343,7 +343,7 @@ def sample_hsnet(pairs: list[tuple[str, int]], # the `<image>__<class>` list, in
                  seed: int = 0, # numpy seed (HSNet: 0)
                  pools: dict[int, list[str]] | None = None, # support pools; default: grouped from `pairs`
                 ) -> list[Episode]:
-    "HSNet episodes: queries walk `pairs` in order (wrapping), supports drawn independently from the class ≠ query."
+    "HSNet episodes: queries walk `pairs` in order (wrapping), supports drawn independently (so they may repeat: warned when fewer than K exist) from the class ≠ query."
     if not pairs: raise ValueError('empty pair list')
     pools = group_pairs(pairs) if pools is None else pools
     rng, out = np.random.RandomState(seed), []
@@ -351,9 +351,9 @@ def sample_hsnet(pairs: list[tuple[str, int]], # the `<image>__<class>` list, in
         q, c = pairs[i % len(pairs)]
         pool = pools.get(c, [])
         if not any(s != q for s in pool): raise InputError(f"class {c} has no support image other than {q!r}")
-        if len(set(pool) - {q}) < shots:
-            raise InputError(f"class {c} has {len(set(pool) - {q})} support images besides the query {q!r}, fewer than shots={shots}: "
-                             "lower --shots or add images of this class (supports are never repeated silently)")
+        if len(set(pool) - {q}) < shots:  # HSNet draws supports independently, so they repeat; say so instead of silently
+            warn_input(f"class {c} has {len(set(pool) - {q})} support images besides the query, fewer than shots={shots}: "
+                       "supports are drawn independently (HSNet) and repeat; lower --shots or add images of this class")
         sup = []
         while len(sup) < shots:
             s = pool[rng.permutation(len(pool))[0]]

@@ -198,10 +198,11 @@ def test_eval_refuses(voc, tmp_path, case, flags, text):
     assert not (tmp_path / 'r.json').exists() and list((tmp_path / 'res').iterdir()) == []
 
 def test_eval_more_shots_than_images(folder3, tmp_path):
+    "HSNet draws supports independently, so with 3 images 5 shots repeat: documented, and said on stderr, never silent."
     code, out, err = run(clipfss_eval, ['--benchmark', 'folder', '--root', folder3, '--shots', 5, '--episodes', 3, '--min-pixels', 10,
                                         '--img-size', 32, '--device', 'cpu', '--quiet', '--out', tmp_path / 'r.json'])
-    assert code == 2 and 'fewer than shots=5' in err, err
-    assert not (tmp_path / 'r.json').exists()
+    assert code in (0, None), err
+    assert 'clipfss-eval: warning: class 1 has 2 support images besides the query, fewer than shots=5' in err, err
 
 def test_grey_mask_in_folder_is_binarised_not_new_classes(folder3):
     with pytest.warns(InputWarning, match='grey-level mask'): ds = FolderDataset(folder3)
