@@ -16,7 +16,7 @@ from huggingface_hub import hf_hub_download
 import clipfss_nb
 from open_clip.transformer import LayerNormFp32, VisionTransformer
 from safetensors.torch import load_file, save_file
-from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256
+from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256, reading_weights, InputError
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
@@ -87,16 +87,16 @@ def load(cls: WordTokenizer, path: str | Path) -> WordTokenizer:
 def load_state_dict_file(path: str | Path, # .safetensors, .pt, .pth or .bin
                         ) -> dict[str, torch.Tensor]:
     "Read a state dict without unpickling arbitrary objects."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.suffix == '.safetensors': state = load_file(str(path))
-    else:
-        try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as err:
-            if not (zipfile.is_zipfile(path) and any(n.endswith('constants.pkl') for n in zipfile.ZipFile(path).namelist())):
-                raise ValueError(f"{path} is not a plain state dict and cannot be loaded safely ({type(err).__name__}); "
-                                 "convert it to .safetensors on a trusted machine") from None
-            state = torch.jit.load(str(path), map_location='cpu').state_dict()  # OpenAI TorchScript archive
+    with reading_weights(path) as path:  # a truncated or corrupted file → InputError naming it as damaged
+        if path.suffix == '.safetensors': state = load_file(str(path))
+        else:
+            try: state = torch.load(path, map_location='cpu', weights_only=True)
+            except Exception as err:
+                if not (zipfile.is_zipfile(path) and any(n.endswith('constants.pkl') for n in zipfile.ZipFile(path).namelist())):
+                    if 'weights only' not in str(err).lower(): raise
+                    raise InputError(f"{path} is not a plain state dict and cannot be loaded safely ({type(err).__name__}); "
+                                     "convert it to .safetensors on a trusted machine") from None
+                state = torch.jit.load(str(path), map_location='cpu').state_dict()  # OpenAI TorchScript archive
         for key in ('state_dict', 'model'):
             if isinstance(state, dict) and isinstance(state.get(key), dict): state = state[key]
     if not isinstance(state, dict): raise ValueError(f"{path} does not contain a state dict")

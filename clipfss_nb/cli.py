@@ -4,17 +4,17 @@
 
 # %% ../nbs/20_cli.ipynb #5da70954
 from __future__ import annotations
-import argparse, importlib, inspect, os, sys, time
+import argparse, importlib, inspect, os, sys, time, warnings
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 import open_clip
-from fastcore.script import anno_parser, store_true
+from fastcore.script import anno_parser, store_true, Param
 from accelerate import Accelerator
 import clipfss_nb
-from .core import load_image, load_mask, get_device, seed_everything, atomic_write, image_to_tensor
+from .core import load_image, load_mask, get_device, seed_everything, atomic_write, image_to_tensor, read_mask, InputError, InputWarning
 from .backbone import load_backbone, list_bundles, bundled_dir
 from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
@@ -30,12 +30,13 @@ from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
 from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_protonet, save_protonet, write_protonet_card
+from .segment import segment, check_weights, factory_options, ZERO_SHOT
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'parse_seeds', 'clipfss_eval', 'clipfss_train_clipseg', 'shapeworld_splits',
-           'clipfss_train_decoder', 'clipfss_train_protonet']
+           'method_list', 'parse_seeds', 'clipfss_eval', 'clipfss_segment', 'clipfss_train_clipseg',
+           'shapeworld_splits', 'clipfss_train_decoder', 'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -73,7 +74,14 @@ def script(*examples: str, # example command lines for `--help`
             parser = command_parser(func, examples, epilog() if epilog else '')
             args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
             for internal in ('pdb', 'xtra'): args.pop(internal, None)  # anno_parser's own options
-            try: func(**args)  # the result is not returned: a console script's exit status stays 0
+            said = set()
+            def one_line(message, category, *rest, **kw):  # input warnings as one line each (once), like the errors
+                if not issubclass(category, InputWarning): return shown(message, category, *rest, **kw)
+                if str(message) not in said: said.add(str(message)); print(f"{parser.prog}: warning: {message}", file=sys.stderr)
+            try:
+                with warnings.catch_warnings():
+                    shown, warnings.showwarning = warnings.showwarning, one_line
+                    func(**args)  # the result is not returned: a console script's exit status stays 0
             except USER_ERRORS as err:
                 if os.environ.get('CLIPFSS_TRACEBACK'): raise
                 msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -90,12 +98,15 @@ def package_dir() -> Path:
 def check_output(path: str | Path, # where a command is about to write (file or folder)
                  overwrite: bool = False, # allow replacing an existing, non-empty output
                  ship: bool = False, # allow writing inside the installed package (replacing a shipped file)
+                 kind: str | None = None, # 'file' or 'folder': refuse the other
                 ) -> Path:
     "Refuse outputs inside the package (unless `ship`), over non-empty outputs (unless `overwrite` or `ship`), and folders given as files."
     path = Path(path)
     if not ship and path.resolve().is_relative_to(package_dir()):
         raise ValueError(f"{path} is inside the installed package ({package_dir()}); write elsewhere (e.g. under runs/), "
                          "or pass --ship to replace a shipped file on purpose")
+    if kind == 'file' and path.is_dir(): raise InputError(f"--out {path} is a folder; give a file name, e.g. {path / 'out'}{path.suffix or ''}")
+    if kind == 'folder' and path.is_file(): raise InputError(f"--out {path} is a file; give a folder")
     exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if exists and not (overwrite or ship):
         raise FileExistsError(f"{path} exists and is not empty; pass --overwrite to replace it, or choose another --out")
@@ -131,7 +142,7 @@ def clipfss_shapeworld(root: str = 'data/shapeworld', # output folder
                        overwrite: store_true = False, # replace an existing, non-empty ROOT
                       ):
     "Write ShapeWorld-5i (PASCAL VOC layout) to ROOT."
-    write_shapeworld(check_output(root, overwrite), n_train, n_val, size, seed, verbose=True)
+    write_shapeworld(check_output(root, overwrite, kind='folder'), n_train, n_val, size, seed, verbose=True)
 
 # %% ../nbs/20_cli.ipynb #3df814d9
 @script('clipfss-train-miniclip --out runs/miniclip', 'clipfss-train-miniclip --ship   # replace the shipped bundle (about 26 min on 2 cores)')
@@ -152,7 +163,7 @@ def clipfss_train_miniclip(out: str = None, # output bundle folder (default runs
                            ship: store_true = False, # write the package's own bundle (what `load_backbone('miniclip-shapeworld')` loads)
                           ):
     "Train MiniCLIP on ShapeWorld-5i captions and write the bundle (reproduces the shipped checkpoint with the defaults)."
-    out = check_output(out or (bundled_dir() / MINICLIP_NAME if ship else f'runs/{MINICLIP_NAME}'), overwrite, ship)
+    out = check_output(out or (bundled_dir() / MINICLIP_NAME if ship else f'runs/{MINICLIP_NAME}'), overwrite, ship, kind='folder')
     train_and_save(out, eval_every, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, mimetic_init=mimetic_init,
                    crop_to_objects=not shrink_scenes, patch_dropout=patch_dropout, unmasked_tail=unmasked_tail,
                    conv_stem=not patchify, vision_layers=vision_layers)
@@ -193,15 +204,18 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
                  episode: int = 0, # which ShapeWorld episode
                  threshold: float = None, # foreground where the combined prior > THRESHOLD (default: chosen on base classes; own images 0.5)
                  device: str = None, # cpu, cuda, mps (default: best available)
+                 support_class: int = None, # class index to take from a palette/label --support-mask
+                 allow_random_weights: store_true = False, # run a backbone without weights (--pretrained/--checkpoint) anyway
                 ):
     "One-shot segmentation demo drawing the VTP, VVP, refined VTP, the priors' prediction and the trained decoder's."
     t0 = time.perf_counter()
-    out = check_output(out, overwrite=True)
+    out = check_output(out, overwrite=True, kind='file')
     own = [query, support, support_mask, class_name]
     if any(own) and not all(own): raise ValueError("own images need all of --query, --support, --support-mask and --class-name")
-    bb = load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
+    bb = check_weights(load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear'), allow_random_weights)
     if all(own):
-        ep = dict(query=load_image(query), support=load_image(support), support_mask=load_mask(support_mask, 'binary'),
+        simg = load_image(support)
+        ep = dict(query=load_image(query), support=simg, support_mask=read_mask(support_mask, simg.shape, support_class),
                   query_label=load_mask(query_mask, 'binary') if query_mask else None, class_name=class_name)
         size = size or 473
     else: ep = shapeworld_episode(fold, episode)
@@ -227,9 +241,7 @@ def resolve_method(spec: str, # a registered name, or `module:attribute` in your
             raise ValueError(f"{spec}: the package's own methods are named by their registry names: {sorted(METHODS)}")
         factory = getattr(importlib.import_module(module), attr)  # the user's module, imported because they named it
     if factory is None: return get_method(spec)  # unknown name: get_method says what is registered
-    params = inspect.signature(factory).parameters
-    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    return factory(**{k: v for k, v in options.items() if v is not None and (takes_all or k in params)})
+    return factory(**factory_options(factory, options))
 
 def method_list() -> str:
     "One line per registered method, for `--help`."
@@ -277,6 +289,8 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
     if threads: torch.set_num_threads(threads)
+    if shots < 1 or episodes < 1: raise InputError(f"--shots and --episodes must be at least 1, got {shots} and {episodes}")
+    if out is not None: check_output(out, overwrite=True, kind='file')
     if benchmark not in BENCHMARKS: raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
     ds = BENCHMARKS[benchmark](root, split)
@@ -285,7 +299,7 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
                               min_pixels, list_file, allow_missing_classes)
     meta.update(benchmark=benchmark, split=getattr(ds, 'split', split), list_seconds=round(time.perf_counter() - t0, 3))
     m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None)
-    out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True)
+    out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
     for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
     res = evaluate(m, ds, eps, fold, protocol, img_size, device, cache=not no_cache, cache_size=cache_size, out=out,
                    checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
@@ -294,6 +308,41 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
           f"mIoU {r['miou']:.1f} ± {r['miou_std']:.1f}, FB-IoU {r['fbiou']:.1f} ± {r['fbiou_std']:.1f}  [{res['timing']['seconds']:.1f}s]")
     for b, v in res['baselines'].items(): print(f"  baseline {b}: mIoU {v['miou']:.1f}, FB-IoU {v['fbiou']:.1f}")
     print(f"results: {out}")  # nothing returned: the console script's exit status stays 0; read the JSON
+
+# %% ../nbs/20_cli.ipynb #5f6872e5
+@script('clipfss-segment --support s.png --support-mask s_mask.png --class-name tomato --query photos/ --out out/ --backbone ViT-B-16 --pretrained openai',
+        'clipfss-segment --support a.jpg --support-mask a.png --support b.jpg --support-mask b.png --class-name dog --query "shots/*.jpg" --out out/',
+        'clipfss-segment --class-name ladybug --method piclip-vtp-pir --query scene.png --out out/   # zero-shot',
+        epilog=method_list)
+def clipfss_segment(query: str = None, # query image, folder or glob pattern (quote it)
+                    out: str = 'segment_out', # output folder (masks, overlays, summary.json)
+                    support: Param('support image (repeat for K shots)', str, action='append') = None,
+                    support_mask: Param('mask of the support before it (repeat); binary 0/255, or palette with --support-class', str, action='append') = None,
+                    class_name: str = None, # what to segment
+                    method: str = None, # registered method (default: piclip-vvp-vtp, or piclip-vtp-pir without supports)
+                    backbone: str = MINICLIP_NAME, # bundle, open_clip name (with --pretrained) or weights file
+                    pretrained: str = None, # open_clip pretrained tag, e.g. openai
+                    checkpoint: str = None, # local backbone weights file
+                    method_checkpoint: str = None, # weights of methods that take one (prior-decoder, clipseg-*)
+                    support_class: int = None, # class index to take from palette/label support masks
+                    fold: int = None, # ShapeWorld fold of the shipped per-fold weights
+                    force: store_true = False, # accept weights trained for another fold or backbone
+                    threshold: float = None, # foreground where probability > THRESHOLD (default: the method's)
+                    size: int = None, # working side (default 128 for MiniCLIP, else 473)
+                    max_side: int = 1024, # images are read at most this large; masks come back at the original size
+                    allow_random_weights: store_true = False, # run a backbone without weights anyway
+                    overwrite: store_true = False, # write into a non-empty --out
+                    device: str = None, # cpu, cuda, mps (default: best available)
+                    quiet: store_true = False, # no progress bar
+                   ):
+    "Segment CLASS_NAME in your own images from annotated supports (or zero-shot): masks, overlays and a summary."
+    if query is None: raise InputError("give the images to segment with --query (an image, a folder or a glob pattern)")
+    out = check_output(out, overwrite, kind='folder')
+    res = segment(query, support or (), support_mask or (), class_name, method, out, backbone, pretrained, checkpoint, method_checkpoint,
+                  support_class, fold, force, threshold, size, max_side, allow_random_weights, device, progress=not quiet)
+    t = res['timings']
+    print(f"{res['method']['name']} on {res['backbone']}: {len(res['queries'])} images at threshold {res['threshold']:.2f} "
+          f"({res['threshold_why']}), {t['seconds_per_query']:.2f}s each → {out}/ (summary.json)")
 
 # %% ../nbs/20_cli.ipynb #3bd3c130
 @script('clipfss-train-clipseg --fold 0', 'clipfss-train-clipseg --fold 2 --steps 400 --out runs/clipseg/f2.safetensors')
@@ -317,7 +366,7 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
                          ):
     "Train CLIPSeg's decoder on ShapeWorld-5i base classes with the episodic loop, save it (safetensors) and evaluate it on the novel classes."
     default = bundled_dir() / 'clipseg-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/clipseg/shapeworld-f{fold}.safetensors'
-    out = check_output(out or default, overwrite, ship)
+    out = check_output(out or default, overwrite, ship, kind='file')
     torch.set_num_threads(threads)
     acc = Accelerator()
     root = Path(data_root)
@@ -384,7 +433,7 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     "Train PI-CLIP's prior-guided decoder on ShapeWorld-5i base classes, save it with its card, score it on the novel classes."
     if ship and priors != 'vvp+vtp+pir': raise ValueError("only the PI-CLIP prior set (vvp+vtp+pir) is shipped")
     default = bundled_dir() / 'prior-decoder-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/prior-decoder/f{fold}-{priors}.safetensors'
-    out = check_output(out or default, overwrite or resume, ship)
+    out = check_output(out or default, overwrite or resume, ship, kind='file')
     torch.set_num_threads(threads)
     acc = Accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
@@ -476,4 +525,4 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
 
 # %% ../nbs/20_cli.ipynb #2b23e66d
 COMMANDS = (clipfss_info, clipfss_shapeworld, clipfss_train_miniclip, clipfss_demo, clipfss_eval, clipfss_train_clipseg, clipfss_train_decoder,
-            clipfss_train_protonet)
+            clipfss_train_protonet, clipfss_segment)

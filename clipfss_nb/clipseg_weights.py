@@ -11,7 +11,7 @@ import open_clip
 from huggingface_hub import hf_hub_download
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .core import IMAGENET_MEAN, IMAGENET_STD, get_device, compute_dtype, atomic_path, file_sha256
+from .core import IMAGENET_MEAN, IMAGENET_STD, get_device, compute_dtype, atomic_path, file_sha256, reading_weights
 from .backbone import (DenseCLIP, WordTokenizer, WeightsNotFoundError, load_backbone, load_state_dict_file,
                                  openai_cfg_from_state, build_clip, bundled_dir, set_precision, _load_into, _finish)
 from .clipseg import CLIPSeg
@@ -162,7 +162,7 @@ CLIPSEG_FORMAT = 'clipfss-clipseg/1'
 
 def _read_meta(path: Path) -> dict:
     if path.suffix != '.safetensors': return {}
-    with safe_open(str(path), 'pt') as f: return f.metadata() or {}
+    with reading_weights(path), safe_open(str(path), 'pt') as f: return f.metadata() or {}
 
 def load_clipseg(source: str | Path = 'CIDAS/clipseg-rd64-refined', # hub id, HF folder, weights file (HF, original .pth, own)
                  backbone: DenseCLIP | str | None = None, # for decoder-only files: a DenseCLIP, or a `load_backbone` name

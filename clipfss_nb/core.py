@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, math, random, tempfile, contextlib, hashlib
+import os, math, random, tempfile, contextlib, hashlib, warnings, zipfile, pickle
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'load_image', 'load_mask', 'binary_target',
-           'check_image_mask', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad', 'minmax',
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'MIN_SIDE', 'InputError', 'InputWarning',
+           'warn_input', 'load_image', 'load_mask', 'binary_target', 'check_image_mask', 'check_image',
+           'check_image_tensor', 'check_mask_tensor', 'is_grey_level', 'binarise_grey', 'read_mask',
+           'check_class_names', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad', 'minmax',
            'get_device', 'compute_dtype', 'seed_everything', 'warmup_cosine', 'atomic_path', 'atomic_write',
-           'file_sha256']
+           'file_sha256', 'reading_weights']
 
 # %% ../nbs/00_core.ipynb #c0f52060
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -24,6 +26,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = 255
 
+# %% ../nbs/00_core.ipynb #4849a970
+class InputError(ValueError):
+    "A user input that cannot be used as given; the message says what is wrong and how to fix it."
+
+class InputWarning(UserWarning):
+    "An input was used after a change the user should know about (resized, binarised, unknown words)."
+
+def warn_input(msg: str): # one line: what was changed and why
+    "Issue an `InputWarning` (shown once per message)."
+    warnings.warn(msg, InputWarning, stacklevel=3)
+
 # %% ../nbs/00_core.ipynb #f2b0b089
 def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
     "Scale an integer or float array to `uint8` without wrapping around."
@@ -31,13 +44,13 @@ def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
     if arr.dtype == np.bool_: return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.floating):
         if arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 1):
-            raise ValueError(f"{what}: float values must lie in [0, 1], got [{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]; "
+            raise InputError(f"{what}: float values must lie in [0, 1], got [{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]; "
                              "divide by 255 or pass a uint8 array")
         return np.round(arr * 255).astype(np.uint8)
     if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) > 255):
         return (arr.astype(np.float64) / 257).round().clip(0, 255).astype(np.uint8)
     if np.issubdtype(arr.dtype, np.integer):
-        if arr.min(initial=0) < 0: raise ValueError(f"{what}: negative pixel values")
+        if arr.min(initial=0) < 0: raise InputError(f"{what}: negative pixel values")
         return arr.astype(np.uint8)
     raise TypeError(f"{what}: unsupported dtype {arr.dtype}")
 
@@ -122,13 +135,137 @@ def check_image_mask(image: np.ndarray, # (H,W,3) uint8, as from `load_image`
                      name: str = 'support', # used in error messages
                      require_foreground: bool = True, # a support mask must show the object
                     ):
-    "Raise a clear `ValueError` if `image` and `mask` cannot form a (support) pair."
-    if image.ndim != 3 or image.shape[-1] != 3: raise ValueError(f"{name} image must be (H,W,3), got {image.shape}")
+    "Raise a clear `InputError` if `image` and `mask` cannot form a (support) pair."
+    if image.ndim != 3 or image.shape[-1] != 3: raise InputError(f"{name} image must be (H,W,3), got {image.shape}")
     if mask.shape != image.shape[:2]:
-        raise ValueError(f"{name} mask is {mask.shape[0]}x{mask.shape[1]} but its image is {image.shape[0]}x{image.shape[1]}; "
+        raise InputError(f"{name} mask is {mask.shape[0]}x{mask.shape[1]} but its image is {image.shape[0]}x{image.shape[1]}; "
                          "resize the mask with `resize_mask` (nearest) or pass the matching file")
     if require_foreground and not ((mask == 1).any()):
-        raise ValueError(f"{name} mask has no foreground pixel (value 1): check that it belongs to this image and class")
+        raise InputError(f"{name} mask has no foreground pixel (value 1): check that it belongs to this image and class")
+    if require_foreground and (mask == 1).all():
+        warn_input(f"{name} mask covers the whole image: the method sees no background next to the object; crop less tightly")
+
+# %% ../nbs/00_core.ipynb #dd03ec43
+MIN_SIDE = 8
+
+def check_image(image: np.ndarray, # (H,W,3) uint8, as from `load_image`
+                name: str = 'query', # used in messages
+               ) -> np.ndarray: # the same array
+    "An `(H,W,3)` uint8 image at least `MIN_SIDE` pixels a side, or an `InputError`."
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise InputError(f"{name} image must be an (H,W,3) uint8 array (read files with `load_image`), got "
+                         f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputError(f"{name} image is {image.shape[0]}x{image.shape[1]} pixels; images need at least {MIN_SIDE} pixels a side")
+    return image
+
+def check_image_tensor(x: torch.Tensor, # (..., 3, H, W)
+                       name: str = 'query') -> torch.Tensor:
+    "A float image tensor in `[0, 1]` (un-normalised), or an `InputError` for uint8, `[0, 255]` or normalised inputs."
+    if not torch.is_tensor(x) or x.ndim < 3 or x.shape[-3] != 3:
+        raise InputError(f"{name} must be a (..., 3, H, W) tensor, got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
+    if not x.is_floating_point(): raise InputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}; divide uint8 images by 255")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise InputError(f"{name} values lie in [{lo:.3g}, {hi:.3g}], outside [0, 1]: pass un-normalised images in [0, 1] "
+                         "(uint8 / 255); the methods normalise them themselves")
+    if min(x.shape[-2:]) < MIN_SIDE: raise InputError(f"{name} is {x.shape[-2]}x{x.shape[-1]} pixels; at least {MIN_SIDE} a side")
+    return x
+
+def check_mask_tensor(m: torch.Tensor, # (..., H, W) masks
+                      name: str = 'support_masks') -> torch.Tensor:
+    "Masks in `{0, 1, 255}` (1 object, 0 background, 255 ignore), or an `InputError` naming the convention found."
+    if not torch.is_tensor(m): raise InputError(f"{name} must be a tensor, got {type(m).__name__}")
+    vals = set(torch.unique(m).tolist())
+    if not vals <= {0, 1, 255}:
+        raise InputError(f"{name} hold values {sorted(vals)[:6]}{'…' if len(vals) > 6 else ''}: expected 1 (object), 0 (background) "
+                         "and 255 (ignore); binarise them first, e.g. (mask > 0.5).to(torch.uint8)")
+    if 255 in vals and 1 not in vals:
+        raise InputError(f"{name} hold only 0 and 255, but 255 means 'ignore' here, so no pixel is the object: pass 0/1 masks, "
+                         "e.g. (mask == 255).to(torch.uint8)")
+    return m
+
+# %% ../nbs/00_core.ipynb #730c939d
+def is_grey_level(arr: np.ndarray, # (H,W) uint8 mask
+                 ) -> bool:
+    "An anti-aliased 0..255 binary mask: grey values present, and 255 covers more pixels than all of them together."
+    mid = int(((arr > 1) & (arr < 255)).sum())
+    return mid > 0 and int((arr == 255).sum()) > mid
+
+def binarise_grey(arr: np.ndarray, # (H,W) uint8 mask
+                  name: str = 'mask') -> np.ndarray:
+    "`arr >= 128` as `{0, 1}` with a warning when `arr` is grey-level (see `is_grey_level`), else `arr` unchanged."
+    if not is_grey_level(arr): return arr
+    warn_input(f"{name} is a grey-level mask (values 0..255); binarised at 128 as one object class")
+    return (arr >= 128).astype(np.uint8)
+
+def _colour_count(rgb: np.ndarray) -> int:
+    flat = rgb.reshape(-1, 3)[::max(1, rgb.shape[0] * rgb.shape[1] // 65536)].astype(np.uint32)  # a sample is enough to count
+    return len(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]))
+
+# %% ../nbs/00_core.ipynb #52f1519e
+def read_mask(src, # path, PIL image, array or tensor of one mask
+              image_shape: tuple[int, int] | None = None, # (H, W) of its image: checked; resized only if the aspect matches
+              class_index: int | None = None, # the class to take from a palette / label mask
+              name: str = 'support', # used in messages
+              require_foreground: bool = True, # an empty mask is an error
+             ) -> np.ndarray: # (H, W) uint8 in {0, 1, 255}
+    "A user's object mask as `{0, 1, 255}`, or an `InputError` saying which convention was found and what to pass."
+    arr = _mask_array(src)
+    if arr.ndim == 3 and arr.shape[0] == 1: arr = arr[0]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3]
+        if (arr == arr[..., :1]).all(): arr = arr[..., 0]
+        elif (n := _colour_count(arr)) > 2:
+            raise InputError(f"{name} mask is a colour image with {n} colours (a photo?): pass a binary mask (0/255 PNG), "
+                             "or a palette/label PNG and the class index (--support-class)")
+        else: arr = (arr.max(-1) > 0).astype(np.uint8)
+    if arr.ndim != 2: raise InputError(f"{name} mask must be (H,W), got shape {arr.shape}")
+    if arr.dtype == np.bool_: arr = arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isin(arr, (0.0, 1.0)).all(): raise InputError(f"{name} mask is a float map, not 0/1: threshold it first (e.g. mask > 0.5)")
+        arr = arr.astype(np.uint8)
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 255: raise InputError(f"{name} mask values must lie in 0..255, got [{arr.min()}, {arr.max()}]")
+    arr = arr.astype(np.uint8)
+    vals = set(np.unique(arr).tolist())
+    if class_index is not None:
+        if class_index not in vals: raise InputError(f"{name} mask has no pixel of class {class_index}; indices present: {sorted(vals)}")
+        out = binary_target(arr, class_index, None if class_index == IGNORE_INDEX else IGNORE_INDEX)
+    elif vals <= {0, 1} or vals <= {0, 255}: out = (arr > 0).astype(np.uint8)
+    elif vals <= {0, 1, IGNORE_INDEX}: out = arr
+    elif is_grey_level(arr): out = binarise_grey(arr, f'{name} mask')
+    else:
+        raise InputError(f"{name} mask holds class indices {sorted(vals - {0, IGNORE_INDEX})} (a palette/label map): choose one "
+                         "with --support-class N (Python: class_index=N)")
+    if image_shape is not None and out.shape != tuple(image_shape[:2]):
+        (h, w), (H, W) = out.shape, image_shape[:2]
+        if abs(h * W - w * H) > 0.01 * H * w:
+            raise InputError(f"{name} mask is {h}x{w} but its image is {H}x{W} (another aspect ratio): pass the mask of this image")
+        warn_input(f"{name} mask is {h}x{w}, its image {H}x{W}: resized (nearest), the aspect ratio matches")
+        out = resize_mask(out, (H, W))
+    if require_foreground and not (out == 1).any():
+        raise InputError(f"{name} mask has no foreground pixel: check that it belongs to this image and class")
+    if require_foreground and (out == 1).all():
+        warn_input(f"{name} mask covers the whole image: the method sees no background next to the object; crop less tightly")
+    return out
+
+# %% ../nbs/00_core.ipynb #10597bb2
+def check_class_names(names, # a list of class names, one per episode or query
+                      n: int | None = None, # how many are needed
+                      tokenizer=None, # a word tokenizer (`split`, `stoi`) to look the words up in
+                      what: str = 'class_names', # used in messages
+                     ) -> list[str]:
+    "The names as a list, or an `InputError`; an `InputWarning` lists the words the tokenizer does not know."
+    if isinstance(names, str): raise InputError(f"{what} must be a list of strings, got the string {names!r}; pass [{names!r}]")
+    if not isinstance(names, (list, tuple)): raise InputError(f"{what} must be a list of strings, got {type(names).__name__}")
+    names = list(names)
+    if n is not None and len(names) != n: raise InputError(f"{len(names)} {what} given for {n} episodes; give exactly one per episode")
+    bad = [x for x in names if not isinstance(x, str) or not x.strip()]
+    if bad: raise InputError(f"{what} must be non-empty strings, got {bad[0]!r}")
+    if tokenizer is not None and hasattr(tokenizer, 'stoi') and hasattr(tokenizer, 'split'):
+        unknown = sorted({w for x in names for w in tokenizer.split(x) if w not in tokenizer.stoi})
+        if unknown: warn_input(f"words unknown to the text encoder's vocabulary became <unk>: {unknown}")
+    return names
 
 # %% ../nbs/00_core.ipynb #7cc5157a
 def image_to_tensor(image: np.ndarray, # (H,W,3) uint8
@@ -254,3 +391,15 @@ def file_sha256(*paths: str | Path, # one or more files, hashed in the given ord
         with open(path, 'rb') as f:
             while block := f.read(chunk): h.update(block)
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #9a5ad65b
+@contextlib.contextmanager
+def reading_weights(path: str | Path): # the weights file about to be read
+    "Context for reading a weights file: missing → `FileNotFoundError`; any reader failure → `InputError` naming the file as damaged."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try: yield path
+    except (InputError, FileNotFoundError, MemoryError): raise
+    except Exception as err:
+        first = (str(err).splitlines() or [''])[0][:150]
+        raise InputError(f"{path} is damaged (truncated or corrupted; {type(err).__name__}: {first}); download or train it again") from None

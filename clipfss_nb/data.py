@@ -12,7 +12,7 @@ from PIL import Image
 import clipfss_nb
 import matplotlib.pyplot as plt
 from .prompts import VOC_CLASSES, COCO_CLASSES
-from .core import load_image, load_mask, binary_target, IGNORE_INDEX
+from .core import load_image, load_mask, binary_target, IGNORE_INDEX, InputError, binarise_grey, warn_input
 
 # %% auto #0
 __all__ = ['VOC_SUBDIRS', 'VOC_LABEL_DIRS', 'IMAGE_SUFFIXES', 'COCO_SUBDIRS', 'COCO_CROWD', 'COCO_CATEGORY_IDS', 'FSS_SUBDIRS',
@@ -96,6 +96,8 @@ class VOCDataset(FSSDataset):
             folds = {f: fold_classes(f) for f in range(4)}
         lst = self.voc_root / 'ImageSets' / 'Segmentation' / f'{split}.txt'
         if lst.is_file(): ids = [l.strip() for l in lst.read_text().splitlines() if l.strip()]
+        elif splits := sorted(p.stem for p in lst.parent.glob('*.txt')):  # lists exist, but not this one: never mix splits
+            raise InputError(f"unknown split {split!r}: {lst.parent} lists {splits}; choose one of them (--split)")
         else: ids = sorted(p.stem for p in (self.voc_root / self.label_dir).glob('*.png'))
         self.split = split
         super().__init__(ids, names, folds, root=self.voc_root)
@@ -196,11 +198,11 @@ class FolderDataset(FSSDataset):
         per = -(-len(cls) // n_folds)
         folds = {f: cls[f * per:(f + 1) * per] for f in range(n_folds)}
         super().__init__(list(self._img), names, folds, root=root)
-    def _raw_label(self, id): return load_mask(self._lab[id], kind='label')
+    def _raw_label(self, id): return binarise_grey(load_mask(self._lab[id], kind='label'), f'a mask in {self._lab[id].parent}')  # anti-aliased: one class
     def image_path(self, id): return self._img[id]
     def label_path(self, id): return self._lab[id]
     def load_label(self, id):
-        if self.layout == 'images+masks': return load_mask(self._lab[id], kind='auto')
+        if self.layout == 'images+masks': return binarise_grey(load_mask(self._lab[id], kind='auto'), f'a mask in {self._lab[id].parent}')
         m = load_mask(self._lab[id], kind='binary')
         return (m * self._cls[id]).astype(np.uint8)
     def describe(self): return {**super().describe(), 'layout': self.layout}
@@ -344,14 +346,17 @@ def sample_hsnet(pairs: list[tuple[str, int]], # the `<image>__<class>` list, in
                  seed: int = 0, # numpy seed (HSNet: 0)
                  pools: dict[int, list[str]] | None = None, # support pools; default: grouped from `pairs`
                 ) -> list[Episode]:
-    "HSNet episodes: queries walk `pairs` in order (wrapping), supports drawn independently from the class ≠ query."
+    "HSNet episodes: queries walk `pairs` in order (wrapping), supports drawn independently (so they may repeat: warned when fewer than K exist) from the class ≠ query."
     if not pairs: raise ValueError('empty pair list')
     pools = group_pairs(pairs) if pools is None else pools
     rng, out = np.random.RandomState(seed), []
     for i in range(len(pairs) if episodes is None else episodes):
         q, c = pairs[i % len(pairs)]
         pool = pools.get(c, [])
-        if not any(s != q for s in pool): raise ValueError(f"class {c} has no support image other than {q!r}")
+        if not any(s != q for s in pool): raise InputError(f"class {c} has no support image other than {q!r}")
+        if len(set(pool) - {q}) < shots:  # HSNet draws supports independently, so they repeat; say so instead of silently
+            warn_input(f"class {c} has {len(set(pool) - {q})} support images besides the query, fewer than shots={shots}: "
+                       "supports are drawn independently (HSNet) and repeat; lower --shots or add images of this class")
         sup = []
         while len(sup) < shots:
             s = pool[rng.permutation(len(pool))[0]]

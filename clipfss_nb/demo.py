@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .core import image_to_tensor, atomic_path, IGNORE_INDEX
+from .core import image_to_tensor, atomic_path, IGNORE_INDEX, check_image, check_image_mask, check_class_names
 from .shapeworld import ShapeWorld, shapeworld_name, SHAPEWORLD_FOLDS
 from .methods import intersect_union
 from .priors import compute_priors, prior_probability, PriorConfig
@@ -43,6 +43,8 @@ def run_demo(bb, query: np.ndarray, support: np.ndarray, support_mask: np.ndarra
              query_label: np.ndarray | None = None, size: int | None = None, threshold: float = 0.5,
              kind: str = 'vvp+vtp', cfg: PriorConfig = PriorConfig()) -> dict:
     "Priors and prediction of one 1-shot episode given as arrays; images resized to `size`×`size` if given."
+    check_image(query, 'query'); check_image(support, 'support'); check_image_mask(support, support_mask)
+    class_name = check_class_names([class_name], 1, bb.tokenizer, 'class name')[0]
     q, s = image_to_tensor(query)[None], image_to_tensor(support)[None]
     m = torch.from_numpy(np.ascontiguousarray(support_mask))[None]
     H, W = q.shape[-2:]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 import clipfss_nb
-from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device
+from .core import image_to_tensor, resize_mask, resize_pad, binary_target, IGNORE_INDEX, atomic_write, get_device, InputError
 from .methods import intersect_union, IoUMeter, FSSMethod, register_method, get_method, BASELINES
 from .data import (Episode, FSSDataset, VOCDataset, FolderDataset, COCODataset, FSS1000Dataset, build_fold_lists,
                              lists_from_files, read_pairs, group_pairs, sample_hsnet, sample_pfenet, sample_hsnet_coco,
@@ -380,6 +380,7 @@ def episode_lists(dataset: FSSDataset, # from `BENCHMARKS`
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     seeds = resolve_seeds(seeds, protocol)
     if episodes == 'default': episodes = default_episodes(dataset)
+    if shots < 1 or (episodes is not None and episodes < 1): raise InputError(f"shots and episodes must be at least 1, got shots={shots}, episodes={episodes}")
     if min_pixels is None: min_pixels = scaled_min_pixels(dataset)
     sd, masks, classes = splits_dir(), list_file == 'masks', dataset.fold_classes(fold)
     built = f'built from masks (>= {min_pixels} px)'

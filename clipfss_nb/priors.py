@@ -14,13 +14,14 @@ from .backbone import DenseCLIP, load_backbone, bundled_dir
 from .vtp import visual_text_prior, VTP_MODES
 from .vvp import visual_visual_prior, patch_tokens, DENSE_MODES
 from .pir import refine
-from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write, minmax
+from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write, minmax, check_image_tensor, check_mask_tensor, check_class_names, warn_input, InputError
 from .methods import FSSMethod, register_method
 
 # %% auto #0
 __all__ = ['CACHEABLE', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp', 'resize_vvp', 'query_vtp',
-           'compute_priors', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR',
-           'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table', 'shipped_threshold']
+           'check_inputs', 'compute_priors', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP',
+           'PiclipVTPPIR', 'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table',
+           'shipped_threshold']
 
 # %% ../nbs/06a_priors.ipynb #9e94ffe6
 CACHEABLE = {
@@ -72,9 +73,24 @@ def query_vtp(bb: DenseCLIP, query: torch.Tensor, # (B, 3, H, W) in [0, 1], one 
               labels=None, # per query: ground-truth class names (only for vtp_mode='labels')
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: # cam, refined cam, boxes: each (B, gh, gw)
     "VTP and PIR-refined VTP at patch resolution (cacheable per query image and class)."
+    class_names = check_class_names(class_names, len(query), bb.tokenizer)  # unknown words are reported, not silently <unk>
     v = visual_text_prior(bb, query.to(bb.device), list(class_names), cfg.vtp_mode, cfg.vocabulary, labels, cfg.attn_blocks)
     ref, boxes = refine(v.cam, v.attn, cfg.box_threshold, cfg.pir_steps, return_boxes=True)
     return v.cam, ref, boxes
+
+def check_inputs(query: torch.Tensor, # (B, 3, H, W) in [0, 1]
+                 supports: torch.Tensor, # (B, K, 3, H, W) in [0, 1]
+                 support_masks: torch.Tensor, # (B, K, H, W) in {0, 1, 255}
+                 class_names: list[str]): # B names
+    "`InputError` for the wrong value range or convention, shapes that do not fit, or one name per episode missing; warn on empty supports."
+    check_image_tensor(query, 'query'); check_image_tensor(supports, 'supports'); check_mask_tensor(support_masks)
+    B, (H, W) = len(query), query.shape[-2:]
+    if supports.ndim != 5 or supports.shape[0] != B or supports.shape[-2:] != (H, W) or support_masks.shape != (*supports.shape[:2], H, W):
+        raise InputError(f"shapes do not fit: query {tuple(query.shape)}, supports {tuple(supports.shape)}, support_masks "
+                         f"{tuple(support_masks.shape)}; expected (B,3,H,W), (B,K,3,H,W), (B,K,H,W)")
+    check_class_names(class_names, B)
+    empty = [(b, k) for b in range(B) for k in range(supports.shape[1]) if not (support_masks[b, k] == 1).any()]
+    if empty: warn_input(f"support masks {empty} (episode, shot) have no object pixel: their visual prior (VVP) is empty")
 
 def compute_priors(bb: DenseCLIP,
                    query: torch.Tensor, # (B, 3, H, W) in [0, 1]
@@ -88,6 +104,7 @@ def compute_priors(bb: DenseCLIP,
                    query_tokens: dict | None = None, # precomputed VVP query tokens (cache)
                   ) -> Priors:
     "VTP, VVP and refined VTP for a batch of episodes."
+    check_inputs(query, supports, support_masks, class_names)
     H, W = query.shape[-2:]
     size = tuple(size or (H, W))
     cam, ref, boxes = vtp if vtp is not None else query_vtp(bb, query, class_names, cfg, labels)
