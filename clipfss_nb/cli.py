@@ -34,7 +34,7 @@ from .segment import segment, check_weights, factory_options, ZERO_SHOT
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
-           'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
+           'clipfss_shapeworld', 'clipfss_train_miniclip', 'method_panel', 'clipfss_demo', 'resolve_method',
            'method_list', 'parse_seeds', 'clipfss_eval', 'clipfss_segment', 'clipfss_train_clipseg',
            'shapeworld_splits', 'clipfss_train_decoder', 'clipfss_train_protonet']
 
@@ -169,27 +169,30 @@ def clipfss_train_miniclip(out: str = None, # output bundle folder (default runs
                    conv_stem=not patchify, vision_layers=vision_layers)
 
 # %% ../nbs/20_cli.ipynb #931b85f6
-def decoder_panel(bb, ep: dict, fold: int, size: int | None) -> tuple[list, str]: # ([(title, prediction)], message)
-    "The shipped prior-guided decoder's prediction of a demo episode, when one fits the backbone (else nothing, and why)."
-    try: meth = PriorDecoderMethod(fold, backbone=bb)
-    except (FileNotFoundError, ValueError) as err: return [], f"; no trained decoder for this backbone ({str(err).split(';')[0]})"
+def method_panel(bb, ep: dict, fold: int, size: int | None, # the demo's backbone, episode, fold and working size
+                 method: str = 'prior-decoder', # a registered method; by name it uses what is shipped for `fold`
+                ) -> tuple[list, str]: # ([(title, prediction)], message)
+    "A trained method's prediction of a demo episode, when one fits the backbone (else nothing, and why)."
+    if not method: return [], ''
+    try: meth = resolve_method(method, fold=fold, backbone=bb)
+    except (FileNotFoundError, ValueError) as err: return [], f"; no {method} for this backbone ({str(err).split(';')[0]})"
     q, s = image_to_tensor(ep['query'])[None], image_to_tensor(ep['support'])[None, None]
     m = torch.from_numpy(np.ascontiguousarray(ep['support_mask']))[None, None]
     H, W = q.shape[-2:]
     if size:
         q, s = (F.interpolate(x.flatten(0, -4), size=(size, size), mode='bilinear', antialias=True).reshape(*x.shape[:-2], size, size) for x in (q, s))
         m = F.interpolate(m.float(), size=(size, size), mode='nearest').to(torch.uint8)
-    prob = meth.predict(q, s, m, [ep['class_name']])
-    pred = (F.interpolate(prob[None], size=(H, W), mode='bilinear', align_corners=False)[0, 0] > 0.5).numpy()
-    title, msg = 'trained decoder', f"; trained decoder (fold {fold})"
+    with torch.no_grad(): prob = meth.predict(q, s, m, [ep['class_name']])
+    pred = (F.interpolate(prob[None], size=(H, W), mode='bilinear', align_corners=False)[0, 0] > meth.threshold).numpy()
+    title, msg = f'{meth.name} (trained)', f"; {meth.name} (fold {fold})"
     if ep['query_label'] is not None:
         i, u, _, _ = intersect_union(pred, ep['query_label'])
-        title += f' — IoU {100 * i / max(u, 1):.1f}'; msg += f" IoU {100 * i / max(u, 1):.1f}"
+        title += f' — IoU {100 * i / max(u, 1):.1f}%'; msg += f" IoU {100 * i / max(u, 1):.1f}"
     return [(title, pred)], msg
 
 # %% ../nbs/20_cli.ipynb #a2772914
 @script('clipfss-demo', 'clipfss-demo --episode 2 --out demo2.png',
-        'clipfss-demo --query q.jpg --support s.jpg --support-mask s.png --class-name tomato')
+        'clipfss-demo --query q.jpg --support s.jpg --support-mask s.png --class-name tomato', 'clipfss-demo --method protonet --fold 1')
 def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written atomically)
                  backbone: str = 'miniclip-shapeworld', # bundle, open_clip name or weights file
                  pretrained: str = None, # open_clip pretrained tag, e.g. openai
@@ -204,6 +207,7 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
                  episode: int = 0, # which ShapeWorld episode
                  threshold: float = None, # foreground where the combined prior > THRESHOLD (default: chosen on base classes; own images 0.5)
                  device: str = None, # cpu, cuda, mps (default: best available)
+                 method: str = 'prior-decoder', # trained method drawn beside the priors: prior-decoder, protonet, protonet-zeroshot, clipseg-visual, … ('' for none)
                  support_class: int = None, # class index to take from a palette/label --support-mask
                  allow_random_weights: store_true = False, # run a backbone without weights (--pretrained/--checkpoint) anyway
                 ):
@@ -223,11 +227,11 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
     elif not all(own) and (threshold := shipped_threshold('vvp+vtp', fold, backbone)) is not None: why = f'chosen on the base classes of fold {fold}'
     else: threshold, why = 0.5, 'default'
     res = run_demo(bb, ep['query'], ep['support'], ep['support_mask'], ep['class_name'], ep['query_label'], size, threshold)
-    extra, decoder_msg = decoder_panel(bb, ep, fold, size)
+    extra, method_msg = method_panel(bb, ep, fold, size, method)
     draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out, extra=extra)
     msg = f"{bb.name}: one-shot '{ep['class_name']}'"
     if res['iou'] is not None: msg += f", IoU {100 * res['iou']:.1f}"
-    msg += f" at threshold {threshold:.2f} ({why})" + decoder_msg
+    msg += f" at threshold {threshold:.2f} ({why})" + method_msg
     print(f"{msg}; figure → {out} ({time.perf_counter() - t0:.1f}s)")
 
 # %% ../nbs/20_cli.ipynb #0f8fac99
