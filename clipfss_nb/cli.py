@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #5da70954
 from __future__ import annotations
-import argparse, importlib, inspect, os, sys, time
+import argparse, importlib, inspect, os, shutil, socket, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -20,12 +20,13 @@ from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
 from .miniclip_training import TRAIN_DEFAULTS, train_and_save
 from .methods import METHODS, FSSMethod, get_method, intersect_union
-from .priors import PriorConfig, shipped_threshold
+from .priors import PriorConfig, PRESETS, shipped_threshold
 from .demo import shapeworld_episode, run_demo, draw_demo
 from .clipseg_weights import save_clipseg
 from .clipseg_training import CLIPSEG_TRAIN, train_clipseg, shapeworld_clipseg
 from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
+from .parallel_eval import parallel_evaluate, process_state
 from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
@@ -33,7 +34,8 @@ from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decode
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'decoder_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'clipfss_eval', 'clipfss_train_clipseg', 'clipfss_train_decoder']
+           'method_list', 'command_flags', 'launch_processes', 'clipfss_eval', 'clipfss_train_clipseg',
+           'clipfss_train_decoder']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -234,9 +236,34 @@ def method_list() -> str:
     def line(name): return f"  {name:<16} {(getattr(METHODS[name], '__doc__', None) or '').strip().splitlines()[0] if getattr(METHODS[name], '__doc__', None) else ''}"
     return 'methods (--method):\n' + '\n'.join(line(n) for n in sorted(METHODS))
 
+# %% ../nbs/20_cli.ipynb #f0e8baa1
+def command_flags(func, # a `script` function
+                  values: dict, # its keyword arguments
+                 ) -> list[str]: # the flags that call it with these values (defaults left out)
+    "The command line of `func` for `values`, e.g. to run it again under a launcher."
+    argv = []
+    for k, p in inspect.signature(func).parameters.items():
+        v = values.get(k, p.default)
+        if v is None or v is False or v == p.default: continue
+        argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return argv
+
+def launch_processes(func, values: dict, n: int, # a `script` function, its arguments, the number of processes
+                     env: dict | None = None) -> None: # environment of the launched processes (default: this one)
+    "Run `func`'s console script on `n` processes with `accelerate launch` (gloo on CPUs, NCCL on GPUs); exits with its status on failure."
+    exe = shutil.which(func.__name__.replace('_', '-')) or str(Path(sys.executable).parent / func.__name__.replace('_', '-'))
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(n), '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_ip', '127.0.0.1', '--main_process_port', str(port),
+           exe, *command_flags(func, values)]
+    rc = subprocess.run(cmd, env=env).returncode
+    if rc: raise SystemExit(rc)
+
 # %% ../nbs/20_cli.ipynb #e70655f6
 @script('clipfss-eval --benchmark shapeworld --root data/shapeworld --fold 0 --method piclip-vvp-vtp',
         'clipfss-eval --benchmark pascal --root VOCdevkit --fold 1 --shots 5 --protocol pfenet --seeds 321,123',
+        'clipfss-eval --method piclip-vtp-pir --backbone ViT-B-16 --pretrained openai --preset piclip-reference --benchmark pascal --root VOCdevkit',
+        'clipfss-eval --processes 2 --method piclip-vvp-vtp   # or: accelerate launch --num_processes 2 $(which clipfss-eval) ...',
         epilog=method_list)
 def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pascal (VOC layout) or folder (own folders)
                  root: str = 'data/shapeworld', # dataset folder
@@ -260,8 +287,20 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
                  checkpoint: str = None, # weights file for methods that take one (prior-decoder, clipseg)
                  priors: str = None, # prior set for prior-decoder (default: the shipped vvp+vtp+pir)
                  force: store_true = False, # accept weights trained for another fold or backbone
+                 backbone: str = None, # CLIP for the piclip-* methods (bundle, open_clip name or weights file)
+                 pretrained: str = None, # open_clip pretrained tag for --backbone, e.g. openai
+                 preset: str = None, # prior recipe for the piclip-* methods: piclip-reference (PI-CLIP's official VTP; uses query labels)
+                 processes: int = None, # run on N processes (launches `accelerate launch` itself); metrics identical to 1
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
+    args = dict(locals())
+    if processes is not None and processes < 1: raise ValueError(f"--processes must be at least 1, got {processes}")
+    if processes and processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) == 1:
+        return launch_processes(clipfss_eval, {k: v for k, v in args.items() if k != 'processes'}, processes)
+    if preset is not None:
+        if preset not in PRESETS: raise ValueError(f"unknown --preset {preset!r}; choose from {sorted(PRESETS)}")
+        if protocol == 'pfenet': raise ValueError("--preset piclip-reference plain-resizes the query to a square as PI-CLIP's loader does: use --protocol hsnet (default size 473)")
+        img_size = img_size or 473
     if threads: torch.set_num_threads(threads)
     if benchmark not in BENCHMARKS: raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
@@ -270,11 +309,17 @@ def clipfss_eval(benchmark: str = 'shapeworld', # dataset reader: shapeworld, pa
     t0 = time.perf_counter()
     eps, meta = episode_lists(ds, fold, shots, protocol, seed_list, episodes, min_pixels, list_file)
     meta.update(benchmark=benchmark, split=split, list_seconds=round(time.perf_counter() - t0, 3))
-    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None)
+    extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
+    if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
+    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True)
-    for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
-    res = evaluate(m, ds, eps, fold, protocol, img_size, device, cache=not no_cache, cache_size=cache_size, out=out,
-                   checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
+    ps = process_state(device)
+    if ps.is_main_process:
+        for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
+    kw = dict(cache=not no_cache, cache_size=cache_size, out=out, checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
+    if ps.num_processes > 1 or getattr(m, 'uses_query_info', False): res = parallel_evaluate(m, ds, eps, fold, protocol, img_size, device, **kw)
+    else: res = evaluate(m, ds, eps, fold, protocol, img_size, device, **kw)
+    if not ps.is_main_process: return
     r = res['results']
     print(f"{m.name} on {ds.name} fold {fold}, {shots}-shot, {protocol} ({res['protocol']['episodes']} episodes x {len(eps)} seeds): "
           f"mIoU {r['miou']:.1f} ± {r['miou_std']:.1f}, FB-IoU {r['fbiou']:.1f} ± {r['fbiou_std']:.1f}  [{res['timing']['seconds']:.1f}s]")

@@ -17,7 +17,8 @@ from .evaluate import (PROTOCOLS, DEFAULT_SIZE, ViewCache, FeatureCache, episode
                                  run_fingerprint, checkpoint_path, results_json)
 
 # %% auto #0
-__all__ = ['shard_indices', 'merge_records', 'episode_query_info', 'shard_checkpoint', 'evaluate_shard', 'parallel_evaluate']
+__all__ = ['shard_indices', 'merge_records', 'episode_query_info', 'shard_checkpoint', 'evaluate_shard', 'process_state',
+           'parallel_evaluate']
 
 # %% ../nbs/11a_parallel_eval.ipynb #c62e5a8f
 def shard_indices(n: int, # episodes in the list
@@ -100,6 +101,10 @@ def evaluate_shard(method: FSSMethod, dataset: FSSDataset, episodes: dict[int, l
     return st
 
 # %% ../nbs/11a_parallel_eval.ipynb #8eea54f2
+def process_state(device: str | None = None) -> PartialState:
+    "This process in the launch (Accelerate): CPU processes over gloo when there is no GPU or `device` is 'cpu'."
+    return PartialState(cpu=str(device).startswith('cpu') or not torch.cuda.is_available())
+
 def parallel_evaluate(method: FSSMethod | str, dataset: FSSDataset, episodes: dict[int, list[Episode]] | list[Episode], fold: int,
                       protocol: str = 'hsnet', img_size: int | None = None,
                       device: str | None = None, # default: this process's device (`PartialState().device`)
@@ -113,7 +118,7 @@ def parallel_evaluate(method: FSSMethod | str, dataset: FSSDataset, episodes: di
     method = get_method(method)
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if not isinstance(episodes, dict): episodes = {0: list(episodes)}
-    ps = PartialState()
+    ps = process_state(device)
     rank, world = ps.process_index, ps.num_processes
     size = img_size or DEFAULT_SIZE[protocol]
     dev = torch.device(device) if device else (ps.device if world > 1 else get_device())

@@ -165,9 +165,13 @@ class PriorMethod(FSSMethod):
                  backbone: str | DenseCLIP = 'miniclip-shapeworld', # name for `load_backbone`, or a backbone
                  pretrained: str | None = None, checkpoint: str | None = None, device=None,
                  threshold: float = 0.5, # foreground where probability > threshold (choose on base classes)
-                 cfg: PriorConfig = PriorConfig(), **cfg_kw):
+                 cfg: PriorConfig = PriorConfig(),
+                 fold: int | None = None, # the evaluated fold (training-free: only recorded, so that `clipfss-eval` can pass it)
+                 **cfg_kw):
         if kind not in PRIOR_KINDS: raise ValueError(f"kind must be one of {PRIOR_KINDS}, got {kind!r}")
-        self.kind, self.threshold, self.cfg = kind, threshold, replace(cfg, **cfg_kw)
+        unknown = set(cfg_kw) - set(PriorConfig.__dataclass_fields__)
+        if unknown: raise ValueError(f"unknown prior option(s) {sorted(unknown)}; PriorConfig has {sorted(PriorConfig.__dataclass_fields__)}")
+        self.kind, self.threshold, self.cfg, self.fold = kind, threshold, replace(cfg, **cfg_kw), fold
         self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
         self.name = f"piclip-{kind.replace('+', '-')}"
         self.backbone_id, self.weights_hash = self.bb.name, self.bb.weights_hash
