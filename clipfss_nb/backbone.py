@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_backbone.ipynb #a2cf8960
 from __future__ import annotations
-import json, math, os, re, zipfile
+import json, logging, math, os, re, warnings, zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -19,10 +20,10 @@ from safetensors.torch import load_file, save_file
 from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256, reading_weights, InputError
 
 # %% auto #0
-__all__ = ['WEIGHTS_ENV', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads', 'merge_heads', 'block_forward',
-           'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError', 'bundled_dir', 'list_bundles',
-           'pretrained_file', 'save_bundle', 'ConvStem', 'add_conv_stem', 'build_clip', 'openai_cfg_from_state',
-           'load_backbone']
+__all__ = ['WEIGHTS_ENV', 'OPENAI_META_KEYS', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads',
+           'merge_heads', 'block_forward', 'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError',
+           'bundled_dir', 'list_bundles', 'pretrained_file', 'save_bundle', 'ConvStem', 'add_conv_stem', 'build_clip',
+           'openai_cfg_from_state', 'checkpoint_activation', 'pick_activation', 'quiet_random_init', 'load_backbone']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -428,6 +429,43 @@ def _load_into(clip: nn.Module, state: dict, source) -> nn.Module:
                          f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
     return clip
 
+# %% ../nbs/01_backbone.ipynb #99b4b687
+OPENAI_META_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+def checkpoint_activation(state: dict | None, # a state dict from `load_state_dict_file`
+                         ) -> bool | None: # True: QuickGELU (OpenAI's format); None: the file does not say
+    "The activation a state dict's format implies."
+    return True if state is not None and any(k in state for k in OPENAI_META_KEYS) else None
+
+def pick_activation(state: dict | None, source, # the weights (or None) and where they came from
+                    claims: list[tuple[str, bool | None]], # [(what says so, QuickGELU?)], strongest first; None: no claim
+                    default: bool, # the model config's choice
+                    name: str = 'model') -> bool: # QuickGELU?
+    "QuickGELU or GELU for `state`: the strongest claim, else the file's format, else `default`; a claim of GELU for OpenAI-format weights is an error."
+    file_qg = checkpoint_activation(state)
+    said = [(what, v) for what, v in claims if v is not None]
+    if file_qg:
+        if said and not said[0][1]: raise ValueError(f"{source} is in OpenAI's format (trained with QuickGELU) but {said[0][0]} asks for GELU; "
+                                   "drop that option or pass quick_gelu=True")
+        return True
+    if said: return bool(said[0][1])
+    if source is not None and not default and 'openai' in str(source).lower():
+        warnings.warn(f"{source}: the path names OpenAI (weights trained with QuickGELU) but the file does not say, so {name} is "
+                      "built with GELU as its config says; pass quick_gelu=True (or pretrained='openai') if these are OpenAI's weights",
+                      UserWarning, stacklevel=3)
+    return default
+
+class _DropRandomInit(logging.Filter):
+    def filter(self, record): return 'initialized randomly' not in record.getMessage()
+
+@contextmanager
+def quiet_random_init(active: bool = True): # False: leave the message alone (the model really stays random)
+    "Drop open_clip's 'Model initialized randomly.' log record while weights are about to be loaded."
+    f = _DropRandomInit()
+    if active: logging.getLogger().addFilter(f)
+    try: yield
+    finally: logging.getLogger().removeFilter(f)
+
 # %% ../nbs/01_backbone.ipynb #41ddd972
 def _finish(clip, tokenizer, mean, std, name, weights_hash, device, precision, interpolation) -> DenseCLIP:
     device = get_device(device)
@@ -455,9 +493,11 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
         return finish(clip, tok, cfg['image_mean'], cfg['image_std'], path.name, file_sha256(path / 'model.safetensors'))
     if path.suffix == '.json':
         cfg = json.loads(path.read_text())
-        if quick_gelu is not None: cfg['quick_gelu'] = quick_gelu
+        state = load_state_dict_file(checkpoint) if checkpoint else None
+        claims = [(f'quick_gelu={quick_gelu}', quick_gelu), (f"{path.name}'s quick_gelu", cfg.get('quick_gelu'))]
+        cfg['quick_gelu'] = pick_activation(state, checkpoint, claims, False, path.name)
         clip = build_clip(cfg)
-        if checkpoint: clip = _load_into(clip, load_state_dict_file(checkpoint), checkpoint)
+        if checkpoint: clip = _load_into(clip, state, checkpoint)
         tok = WordTokenizer.load(path.with_name(path.stem + '.tokenizer.json')) if path.with_name(path.stem + '.tokenizer.json').is_file() \
               else open_clip.get_tokenizer('ViT-B-16')
         return finish(clip, tok, CLIP_MEAN, CLIP_STD, path.stem, file_sha256(checkpoint) if checkpoint else None)
@@ -470,10 +510,13 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
     if name not in open_clip.list_models():
         raise ValueError(f"unknown backbone {name!r}: not a bundle ({list_bundles()}), a file, or an open_clip model")
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
-    qg = tag_cfg.get('quick_gelu', False) if quick_gelu is None else quick_gelu
-    clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=qg)
     weights = Path(checkpoint) if checkpoint else pretrained_file(name, pretrained, cache_dir) if pretrained else None
-    if weights is not None: clip = _load_into(clip, load_state_dict_file(weights), weights)
+    state = load_state_dict_file(weights) if weights is not None else None
+    claims = [(f'quick_gelu={quick_gelu}', quick_gelu), (f'pretrained={pretrained!r}', tag_cfg.get('quick_gelu', False) if pretrained else None)]
+    model_qg = bool((open_clip.get_model_config(name) or {}).get('quick_gelu', False))
+    qg = pick_activation(state, weights, claims, model_qg, name)
+    with quiet_random_init(weights is not None): clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=qg)
+    if weights is not None: clip = _load_into(clip, state, weights)
     mean, std = tag_cfg.get('mean', CLIP_MEAN), tag_cfg.get('std', CLIP_STD)
     label = f'{name}/{pretrained}' if pretrained else f'{name}/random'
     return finish(clip, open_clip.get_tokenizer(name), mean, std, label, file_sha256(weights) if weights else None)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #5da70954
 from __future__ import annotations
-import argparse, importlib, inspect, os, sys, time, warnings
+import argparse, importlib, inspect, os, shutil, socket, subprocess, sys, time, warnings
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -20,12 +20,13 @@ from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
 from .miniclip_training import TRAIN_DEFAULTS, train_and_save
 from .methods import METHODS, FSSMethod, get_method, intersect_union
-from .priors import PriorConfig, shipped_threshold
+from .priors import PriorConfig, PRESETS, shipped_threshold
 from .demo import shapeworld_episode, run_demo, draw_demo
 from .clipseg_weights import save_clipseg
 from .clipseg_training import CLIPSEG_TRAIN, train_clipseg, shapeworld_clipseg
 from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
+from .parallel_eval import parallel_evaluate, process_state
 from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
@@ -35,8 +36,8 @@ from .segment import segment, check_weights, factory_options, ZERO_SHOT
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'method_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'parse_seeds', 'clipfss_eval', 'clipfss_segment', 'clipfss_train_clipseg',
-           'shapeworld_splits', 'clipfss_train_decoder', 'clipfss_train_protonet']
+           'method_list', 'parse_seeds', 'command_flags', 'launch_processes', 'clipfss_eval', 'clipfss_segment',
+           'clipfss_train_clipseg', 'shapeworld_splits', 'clipfss_train_decoder', 'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -261,11 +262,36 @@ def parse_seeds(spec: str | None, # the `--seeds` text
     try: return int(parts[0]) if len(parts) == 1 else [int(p) for p in parts if p]
     except ValueError: raise ValueError(f"--seeds takes a count (10) or comma-separated seeds (5,6; one seed: 321,), got {spec!r}") from None
 
+# %% ../nbs/20_cli.ipynb #f0e8baa1
+def command_flags(func, # a `script` function
+                  values: dict, # its keyword arguments
+                 ) -> list[str]: # the flags that call it with these values (defaults left out)
+    "The command line of `func` for `values`, e.g. to run it again under a launcher."
+    argv = []
+    for k, p in inspect.signature(func).parameters.items():
+        v = values.get(k, p.default)
+        if v is None or v is False or v == p.default: continue
+        argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return argv
+
+def launch_processes(func, values: dict, n: int, # a `script` function, its arguments, the number of processes
+                     env: dict | None = None) -> None: # environment of the launched processes (default: this one)
+    "Run `func`'s console script on `n` processes with `accelerate launch` (gloo on CPUs, NCCL on GPUs); exits with its status on failure."
+    exe = shutil.which(func.__name__.replace('_', '-')) or str(Path(sys.executable).parent / func.__name__.replace('_', '-'))
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(n), '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_ip', '127.0.0.1', '--main_process_port', str(port),
+           exe, *command_flags(func, values)]
+    rc = subprocess.run(cmd, env=env).returncode
+    if rc: raise SystemExit(rc)
+
 # %% ../nbs/20_cli.ipynb #e70655f6
 @script('clipfss-eval --benchmark shapeworld --root data/shapeworld --fold 0 --method piclip-vvp-vtp',
         'clipfss-eval --benchmark pascal --root VOCdevkit --fold 1 --shots 5 --protocol pfenet --seeds 321,123',
         'clipfss-eval --benchmark coco --root Datasets_HSN --fold 2 --seeds 10   # HSNet rule, seeds 0..9, 1000 episodes each',
         'clipfss-eval --benchmark fss --root Datasets_HSN --shots 5   # 240 test categories, 2400 episodes',
+        'clipfss-eval --method piclip-vtp-pir --backbone ViT-B-16 --pretrained openai --preset piclip-reference --benchmark pascal --root VOCdevkit',
+        'clipfss-eval --processes 2 --method piclip-vvp-vtp   # or: accelerate launch --num_processes 2 $(which clipfss-eval) ...',
         epilog=method_list)
 def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, coco (COCO-20i), coco-contiguous (PANet folds), fss (FSS-1000), folder
                  root: str = 'data/shapeworld', # dataset folder
@@ -290,10 +316,22 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
                  priors: str = None, # prior set for prior-decoder (default: the shipped vvp+vtp+pir)
                  force: store_true = False, # accept weights trained for another fold or backbone
                  allow_missing_classes: store_true = False, # score a fold in which some class gets no episode (its IoU counts as 0) instead of refusing
+                 backbone: str = None, # CLIP for the piclip-* methods (bundle, open_clip name or weights file)
+                 pretrained: str = None, # open_clip pretrained tag for --backbone, e.g. openai
+                 preset: str = None, # prior recipe for the piclip-* methods: piclip-reference (PI-CLIP's official VTP; uses query labels)
+                 processes: int = None, # run on N processes (launches `accelerate launch` itself); metrics identical to 1
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
+    args = dict(locals())
+    if processes is not None and processes < 1: raise ValueError(f"--processes must be at least 1, got {processes}")
+    if processes and processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) == 1:
+        return launch_processes(clipfss_eval, {k: v for k, v in args.items() if k != 'processes'}, processes)
+    if preset is not None:
+        if preset not in PRESETS: raise ValueError(f"unknown --preset {preset!r}; choose from {sorted(PRESETS)}")
+        if protocol == 'pfenet': raise ValueError("--preset piclip-reference plain-resizes the query to a square as PI-CLIP's loader does: use --protocol hsnet (default size 473)")
+        img_size = img_size or 473
     if threads: torch.set_num_threads(threads)
-    if shots < 1 or episodes < 1: raise InputError(f"--shots and --episodes must be at least 1, got {shots} and {episodes}")
+    if shots < 1 or (episodes is not None and episodes < 1): raise InputError(f"--shots and --episodes must be at least 1, got {shots} and {episodes}")
     if out is not None: check_output(out, overwrite=True, kind='file')
     if benchmark not in BENCHMARKS: raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
@@ -302,11 +340,17 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
     eps, meta = episode_lists(ds, fold, shots, protocol, parse_seeds(seeds), 'default' if episodes is None else episodes,
                               min_pixels, list_file, allow_missing_classes)
     meta.update(benchmark=benchmark, split=getattr(ds, 'split', split), list_seconds=round(time.perf_counter() - t0, 3))
-    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None)
+    extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
+    if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
+    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
-    for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
-    res = evaluate(m, ds, eps, fold, protocol, img_size, device, cache=not no_cache, cache_size=cache_size, out=out,
-                   checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
+    ps = process_state(device)
+    if ps.is_main_process:
+        for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))
+    kw = dict(cache=not no_cache, cache_size=cache_size, out=out, checkpoint_every=checkpoint_every, progress=not quiet, meta=meta)
+    if ps.num_processes > 1 or getattr(m, 'uses_query_info', False): res = parallel_evaluate(m, ds, eps, fold, protocol, img_size, device, **kw)
+    else: res = evaluate(m, ds, eps, fold, protocol, img_size, device, **kw)
+    if not ps.is_main_process: return
     r = res['results']
     print(f"{m.name} on {ds.name} fold {fold}, {shots}-shot, {protocol} ({res['protocol']['episodes']} episodes x {len(eps)} seeds): "
           f"mIoU {r['miou']:.1f} ± {r['miou_std']:.1f}, FB-IoU {r['fbiou']:.1f} ± {r['fbiou_std']:.1f}  [{res['timing']['seconds']:.1f}s]")

@@ -11,17 +11,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .backbone import DenseCLIP, load_backbone, bundled_dir
-from .vtp import visual_text_prior, VTP_MODES
+from .vtp import visual_text_prior, VTP_MODES, VTP_RESAMPLE
 from .vvp import visual_visual_prior, patch_tokens, DENSE_MODES
 from .pir import refine
 from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write, minmax, check_image_tensor, check_mask_tensor, check_class_names, warn_input, InputError
 from .methods import FSSMethod, register_method
 
 # %% auto #0
-__all__ = ['CACHEABLE', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp', 'resize_vvp', 'query_vtp',
-           'check_inputs', 'compute_priors', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP',
-           'PiclipVTPPIR', 'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table',
-           'shipped_threshold']
+__all__ = ['CACHEABLE', 'VTP_GRIDS', 'PRESETS', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp',
+           'resize_vvp', 'query_vtp', 'vtp_maps', 'check_inputs', 'compute_priors', 'prior_probability',
+           'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR', 'PiclipVVP', 'PiclipVVPVTP', 'table_markdown',
+           'save_prior_table', 'load_prior_table', 'shipped_threshold']
 
 # %% ../nbs/06a_priors.ipynb #9e94ffe6
 CACHEABLE = {
@@ -31,9 +31,11 @@ CACHEABLE = {
     'vvp_support_tokens': 'per (support image, support mask): the image is masked before the CLIP pass',
 }
 
+VTP_GRIDS = ('input', 'original')
+
 @dataclass(frozen=True)
 class PriorConfig:
-    "Every choice behind the priors (defaults = the reference's, except the leak-free VTP mode)."
+    "Every choice behind the priors (defaults = the reference's, except the leak-free VTP mode and the VTP input resize)."
     vtp_mode: str = 'without' # 'without' | 'vocabulary' | 'labels' (label leakage, reproduces the reference)
     vocabulary: tuple | None = None # dataset class names for 'vocabulary'
     attn_blocks: int = 8 # PIR affinity = mean attention of the last 8 blocks
@@ -42,9 +44,23 @@ class PriorConfig:
     vvp_blocks: tuple = (-1, -2) # VVP channels: blocks 12, 11
     shots: str = 'concat' # 'concat' (reference) or 'mean'
     dense_mode: str = 'vanilla' # last-block mode for the VVP
+    vtp_resample: str = 'torch' # VTP input resize: 'torch' (bicubic on floats) or 'pil' (uint8 + PIL bicubic, reference)
+    vtp_grid: str = 'input' # VTP grid and map size from the 'input' query or its 'original' image size (reference)
     def __post_init__(self):
         if self.vtp_mode not in VTP_MODES: raise ValueError(f"vtp_mode must be one of {VTP_MODES}")
         if self.dense_mode not in DENSE_MODES: raise ValueError(f"dense_mode must be one of {DENSE_MODES}")
+        if self.vtp_resample not in VTP_RESAMPLE: raise ValueError(f"vtp_resample must be one of {VTP_RESAMPLE}")
+        if self.vtp_grid not in VTP_GRIDS: raise ValueError(f"vtp_grid must be one of {VTP_GRIDS}")
+
+    @classmethod
+    def reference(cls, **changes) -> PriorConfig:
+        "The official PI-CLIP recipe: query labels in the softmax, PIL bicubic on uint8, grid and map at the original size."
+        return replace(cls(vtp_mode='labels', vtp_resample='pil', vtp_grid='original'), **changes)
+
+    @property
+    def needs_query_info(self) -> bool: return self.vtp_mode == 'labels' or self.vtp_grid == 'original'
+
+PRESETS = {'piclip-reference': PriorConfig.reference}
 
 @dataclass
 class Priors:
@@ -68,15 +84,44 @@ def resize_vvp(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(m, size=tuple(size), mode='bilinear', align_corners=True)
 
 # %% ../nbs/06a_priors.ipynb #edb3325c
+def _original_sizes(cfg: PriorConfig, n: int, original_size) -> list[tuple[int, int]] | None:
+    "One (H_o, W_o) per image for `vtp_grid='original'` (None otherwise); a single pair is used for every image."
+    if cfg.vtp_grid != 'original': return None
+    if original_size is None: raise ValueError("vtp_grid='original' needs original_size=(H_o, W_o) or one pair per query image")
+    sizes = [tuple(original_size)] * n if len(original_size) == 2 and isinstance(original_size[0], (int, np.integer)) else [tuple(s) for s in original_size]
+    if len(sizes) != n or any(len(s) != 2 or min(s) < 1 for s in sizes): raise ValueError(f"original_size must be (H_o, W_o) or {n} such pairs, got {original_size}")
+    return [(int(h), int(w)) for h, w in sizes]
+
 def query_vtp(bb: DenseCLIP, query: torch.Tensor, # (B, 3, H, W) in [0, 1], one size
               class_names: list[str], cfg: PriorConfig = PriorConfig(),
               labels=None, # per query: ground-truth class names (only for vtp_mode='labels')
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: # cam, refined cam, boxes: each (B, gh, gw)
+              original_size=None, # (H_o, W_o) or one pair per query (only for vtp_grid='original')
+             ) -> tuple: # cam, refined cam, boxes: each (B, gh, gw), or lists of (gh, gw) when the grids differ
     "VTP and PIR-refined VTP at patch resolution (cacheable per query image and class)."
     class_names = check_class_names(class_names, len(query), bb.tokenizer)  # unknown words are reported, not silently <unk>
-    v = visual_text_prior(bb, query.to(bb.device), list(class_names), cfg.vtp_mode, cfg.vocabulary, labels, cfg.attn_blocks)
-    ref, boxes = refine(v.cam, v.attn, cfg.box_threshold, cfg.pir_steps, return_boxes=True)
-    return v.cam, ref, boxes
+    sizes, p = _original_sizes(cfg, len(query), original_size), bb.patch_size
+    def run(idx, size):
+        v = visual_text_prior(bb, query[idx].to(bb.device), [class_names[i] for i in idx], cfg.vtp_mode, cfg.vocabulary,
+                              None if labels is None else [labels[i] for i in idx], cfg.attn_blocks, size, cfg.vtp_resample)
+        ref, boxes = refine(v.cam, v.attn, cfg.box_threshold, cfg.pir_steps, return_boxes=True)
+        return v.cam, ref, boxes
+    if sizes is None: return run(list(range(len(query))), None)
+    grids = {}
+    for i, (h, w) in enumerate(sizes): grids.setdefault((p * -(-h // p), p * -(-w // p)), []).append(i)
+    if len(grids) == 1: return run(list(range(len(query))), next(iter(grids)))
+    out = [[None] * len(query) for _ in range(3)]
+    for size, idx in grids.items():
+        for k, t in enumerate(run(idx, size)):
+            for j, i in enumerate(idx): out[k][i] = t[j]
+    return tuple(out)
+
+def vtp_maps(maps, # (B, gh, gw) or a list of (gh, gw) patch-grid maps
+             image_sizes: list[tuple[int, int]], # per map: the size it is first resized to (the query's, or its original)
+             size: tuple[int, int], # output size
+            ) -> torch.Tensor: # (B, 1, *size)
+    "`resize_vtp` per image (each map to its own image size, then to `size`)."
+    if torch.is_tensor(maps) and len(set(image_sizes)) == 1: return resize_vtp(maps[:, None], image_sizes[0], size)
+    return torch.cat([resize_vtp(m[None, None], s, size) for m, s in zip(maps, image_sizes)])
 
 def check_inputs(query: torch.Tensor, # (B, 3, H, W) in [0, 1]
                  supports: torch.Tensor, # (B, K, 3, H, W) in [0, 1]
@@ -102,14 +147,16 @@ def compute_priors(bb: DenseCLIP,
                    labels=None, # per query: ground-truth class names (vtp_mode='labels' only — label leakage)
                    vtp: tuple | None = None, # precomputed `query_vtp` output (cache)
                    query_tokens: dict | None = None, # precomputed VVP query tokens (cache)
+                   original_size=None, # (H_o, W_o) or one pair per query (vtp_grid='original' only)
                   ) -> Priors:
     "VTP, VVP and refined VTP for a batch of episodes."
     check_inputs(query, supports, support_masks, class_names)
     H, W = query.shape[-2:]
     size = tuple(size or (H, W))
-    cam, ref, boxes = vtp if vtp is not None else query_vtp(bb, query, class_names, cfg, labels)
+    cam, ref, boxes = vtp if vtp is not None else query_vtp(bb, query, class_names, cfg, labels, original_size)
+    image_sizes = _original_sizes(cfg, len(query), original_size) or [(H, W)] * len(query)
     vvp = visual_visual_prior(bb, query, supports, support_masks, cfg.vvp_blocks, cfg.shots, cfg.dense_mode, query_tokens=query_tokens)
-    return Priors(resize_vtp(cam[:, None], (H, W), size), resize_vtp(ref[:, None], (H, W), size), resize_vvp(vvp, size), boxes, cam, ref)
+    return Priors(vtp_maps(cam, image_sizes, size), vtp_maps(ref, image_sizes, size), resize_vvp(vvp, size), boxes, cam, ref)
 
 # %% ../nbs/06a_priors.ipynb #fcdd816a
 PRIOR_KINDS = ('vtp', 'vtp+pir', 'vvp', 'vvp+vtp')
@@ -134,25 +181,39 @@ class PriorMethod(FSSMethod):
                  backbone: str | DenseCLIP = 'miniclip-shapeworld', # name for `load_backbone`, or a backbone
                  pretrained: str | None = None, checkpoint: str | None = None, device=None,
                  threshold: float = 0.5, # foreground where probability > threshold (choose on base classes)
-                 cfg: PriorConfig = PriorConfig(), **cfg_kw):
+                 cfg: PriorConfig = PriorConfig(),
+                 fold: int | None = None, # the evaluated fold (training-free: only recorded, so that `clipfss-eval` can pass it)
+                 **cfg_kw):
         if kind not in PRIOR_KINDS: raise ValueError(f"kind must be one of {PRIOR_KINDS}, got {kind!r}")
-        self.kind, self.threshold, self.cfg = kind, threshold, replace(cfg, **cfg_kw)
+        unknown = set(cfg_kw) - set(PriorConfig.__dataclass_fields__)
+        if unknown: raise ValueError(f"unknown prior option(s) {sorted(unknown)}; PriorConfig has {sorted(PriorConfig.__dataclass_fields__)}")
+        self.kind, self.threshold, self.cfg, self.fold = kind, threshold, replace(cfg, **cfg_kw), fold
         self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
         self.name = f"piclip-{kind.replace('+', '-')}"
         self.backbone_id, self.weights_hash = self.bb.name, self.bb.weights_hash
     def describe(self) -> dict: return {**super().describe(), 'kind': self.kind, 'config': asdict(self.cfg)}
     def image_features(self, image: torch.Tensor) -> ImagePriorCache: return ImagePriorCache(image)
 
-    def predict(self, query, supports, support_masks, class_names, query_feats=None, support_feats=None):
+    @property
+    def uses_query_info(self) -> bool: return self.cfg.needs_query_info  # the evaluator then passes `query_info`
+
+    def predict(self, query, supports, support_masks, class_names, query_feats=None, support_feats=None,
+                query_info=None): # per query: dict(original_size=(H_o, W_o), labels=[class names]) (reference preset)
         cfg, bb = self.cfg, self.bb
+        if cfg.needs_query_info and query_info is None:
+            raise ValueError("this prior config needs query_info (original sizes / query labels): use the evaluator, or pass query_info")
+        labels = [qi['labels'] for qi in query_info] if cfg.vtp_mode == 'labels' else None
+        osizes = [tuple(qi['original_size']) for qi in query_info] if cfg.vtp_grid == 'original' else None
         feats = query_feats or [ImagePriorCache(x) for x in query]
-        key = (cfg.vtp_mode, cfg.vocabulary, cfg.attn_blocks, cfg.box_threshold, cfg.pir_steps)
+        key = (cfg.vtp_mode, cfg.vocabulary, cfg.attn_blocks, cfg.box_threshold, cfg.pir_steps, cfg.vtp_resample, cfg.vtp_grid)
         todo = [b for b, (f, c) in enumerate(zip(feats, class_names)) if (c, key) not in f.vtp]
         if todo and self.kind != 'vvp':
-            cam, ref, boxes = query_vtp(bb, query[todo], [class_names[b] for b in todo], cfg)
+            cam, ref, boxes = query_vtp(bb, query[todo], [class_names[b] for b in todo], cfg, labels and [labels[b] for b in todo],
+                                        osizes and [osizes[b] for b in todo])
             for j, b in enumerate(todo): feats[b].vtp[(class_names[b], key)] = (cam[j], ref[j], boxes[j])
+        H, W = query.shape[-2:]
         if self.kind == 'vvp': vtp = tuple(torch.zeros(len(query), 1, 1) for _ in range(3))
-        else: vtp = tuple(torch.stack([f.vtp[(c, key)][i] for f, c in zip(feats, class_names)]) for i in range(3))
+        else: vtp = tuple([f.vtp[(c, key)][i] for f, c in zip(feats, class_names)] for i in range(3))
         tokens = None
         if self.kind in ('vvp', 'vvp+vtp'):
             vkey = (cfg.vvp_blocks, cfg.dense_mode)
@@ -161,10 +222,11 @@ class PriorMethod(FSSMethod):
                     x = normalize(f.image[None].to(bb.device, torch.float32), IMAGENET_MEAN, IMAGENET_STD).to(bb.dtype)
                     f.tokens = (vkey, patch_tokens(bb, x, cfg.vvp_blocks, cfg.dense_mode)[0])
             tokens = {b: torch.cat([f.tokens[1][b] for f in feats]) for b in cfg.vvp_blocks}
-            p = compute_priors(bb, query, supports, support_masks, class_names, cfg=cfg, vtp=vtp, query_tokens=tokens)
+            p = compute_priors(bb, query, supports, support_masks, class_names, cfg=cfg, vtp=vtp, query_tokens=tokens,
+                               original_size=osizes)
         else:
-            H, W = query.shape[-2:]
-            p = Priors(resize_vtp(vtp[0][:, None], (H, W), (H, W)), resize_vtp(vtp[1][:, None], (H, W), (H, W)), None, vtp[2], vtp[0], vtp[1])
+            sizes = osizes or [(H, W)] * len(query)
+            p = Priors(vtp_maps(vtp[0], sizes, (H, W)), vtp_maps(vtp[1], sizes, (H, W)), None, vtp[2], vtp[0], vtp[1])
         return prior_probability(p, self.kind).to(query.device)
 
 @register_method('piclip-vtp')

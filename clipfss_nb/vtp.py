@@ -5,14 +5,17 @@
 # %% ../nbs/04_vtp.ipynb #91dad16c
 from __future__ import annotations
 from dataclasses import dataclass
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from .core import minmax
 from .backbone import DenseCLIP, block_forward, qkv_heads, merge_heads
 from .prompts import PICLIP_FG_TEMPLATE, PICLIP_BG_TEMPLATE, text_classifier
 
 # %% auto #0
-__all__ = ['VTP_MODES', 'competitor_names', 'vtp_texts', 'VTPOutput', 'softmax_gradcam', 'vtp_input', 'visual_text_prior']
+__all__ = ['VTP_MODES', 'VTP_RESAMPLE', 'competitor_names', 'vtp_texts', 'VTPOutput', 'softmax_gradcam', 'vtp_input',
+           'visual_text_prior']
 
 # %% ../nbs/04_vtp.ipynb #c5955e4e
 VTP_MODES = ('without', 'vocabulary', 'labels')
@@ -102,19 +105,36 @@ def softmax_gradcam(bb: DenseCLIP,
     return VTPOutput(cam, probs.detach(), attn, grid)
 
 # %% ../nbs/04_vtp.ipynb #f936ac3f
+VTP_RESAMPLE = ('torch', 'pil')
+
+def _pil_bicubic(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    "[0,1] images → uint8 (truncation, as `numpy.astype`) → PIL bicubic to `size` (h, w) → [0,1] floats."
+    out = []
+    for x in images.detach().float().cpu():
+        a = (x * 255).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3), truncation toward zero
+        r = Image.fromarray(a).resize((size[1], size[0]), Image.BICUBIC)  # PIL takes (w, h)
+        out.append(torch.from_numpy(np.asarray(r).copy()).permute(2, 0, 1).float() / 255)
+    return torch.stack(out)
+
 def vtp_input(bb: DenseCLIP, images: torch.Tensor, # (B, 3, H, W) in [0, 1]
+              size: tuple[int, int] | None = None, # (h, w) to resize to; default the patch multiple of (H, W)
+              resample: str = 'torch', # 'torch' (bicubic on floats) or 'pil' (uint8 truncation + PIL bicubic, as the reference)
              ) -> torch.Tensor: # (B, 3, p⌈H/p⌉, p⌈W/p⌉) CLIP-normalised
     "Resize to the next multiple of the patch size (bicubic) and normalise for CLIP."
+    if resample not in VTP_RESAMPLE: raise ValueError(f"resample must be one of {VTP_RESAMPLE}, got {resample!r}")
     p = bb.patch_size
     H, W = images.shape[-2:]
-    size = (p * -(-H // p), p * -(-W // p))
-    if size != (H, W): images = F.interpolate(images.float(), size=size, mode='bicubic', align_corners=False).clamp(0, 1)
+    size = tuple(size or (p * -(-H // p), p * -(-W // p)))
+    if resample == 'pil': images = _pil_bicubic(images, size)  # always: the reference converts even at the same size
+    elif size != (H, W): images = F.interpolate(images.float(), size=size, mode='bicubic', align_corners=False).clamp(0, 1)
     return bb.preprocess(images)
 
 def visual_text_prior(bb: DenseCLIP, images: torch.Tensor, # (B, 3, H, W) in [0, 1]
                       class_names: list[str], # target class per image
                       mode: str = 'without', vocabulary=None, labels=None, attn_blocks: int = 8,
+                      size: tuple[int, int] | None = None, # VTP input size (h, w); default the patch multiple of (H, W)
+                      resample: str = 'torch', # see `vtp_input`
                      ) -> VTPOutput:
     "Softmax-GradCAM VTP of `images` for `class_names` (see `softmax_gradcam`)."
     texts, valid, tgt = vtp_texts(bb, class_names, mode, vocabulary, labels)
-    return softmax_gradcam(bb, vtp_input(bb, images), texts, valid, tgt, attn_blocks)
+    return softmax_gradcam(bb, vtp_input(bb, images, size, resample), texts, valid, tgt, attn_blocks)

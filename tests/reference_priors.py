@@ -191,3 +191,28 @@ def ref_priors(bb, query01, supports01, masks, class_name, size=None, competitor
     vvp = ref_vvp(clip.visual, query01, supports01, masks, blocks)
     return dict(cam=cam, refined_grid=refined, boxes=boxes, vtp=up(cam), vtp_refined=up(refined),
                 vvp_grid=vvp, vvp=up(vvp, first_to_image=False))
+
+
+def ref_vtp_official(bb, query01, original_size, class_name, labels, size=(60, 60)):
+    """The official recipe of the VTP from the 473×473 query, as PI-CLIP's `get_img_cam` + `OneModel.forward` do it:
+    `x_cv2` (0–255 floats) → `astype(uint8)` (truncation) → PIL → torchvision `Resize((16⌈H_o/16⌉, 16⌈W_o/16⌉),
+    BICUBIC)` → `ToTensor` → CLIP `Normalize`; softmax-GradCAM against the query's labels; PIR; min–max; resize to the
+    original size (H_o, W_o) (cv2 INTER_LINEAR = bilinear with half-pixel centres); bilinear align_corners=True to
+    `size`. Returns dict of numpy maps: cam, refined_grid, boxes (grid), vtp, vtp_refined (at `size`)."""
+    from PIL import Image
+    from torchvision import transforms
+    Ho, Wo = original_size
+    x_cv2 = query01.permute(1, 2, 0).numpy() * np.float32(255)  # (H, W, 3) the dataset's float image
+    pil = Image.fromarray(x_cv2.astype(np.uint8))
+    tf = transforms.Compose([transforms.Resize((16 * int(np.ceil(Ho / 16)), 16 * int(np.ceil(Wo / 16))), interpolation=transforms.InterpolationMode.BICUBIC),
+                             transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
+    names = list(dict.fromkeys(labels))
+    texts = [f'a photo of {n}.' for n in names] + [f'a photo without {n}.' for n in names]
+    cam, attns, _ = ref_vtp(bb.clip, bb.tokenizer, tf(pil)[None], texts, names.index(class_name))
+    refined, boxes = ref_pir(cam, attns)
+    refined = scale_cam(refined)  # get_img_cam normalises once more before the resize
+    def up(m):
+        t = torch.from_numpy(np.ascontiguousarray(m)).float()[None, None]
+        t = F.interpolate(t, size=(Ho, Wo), mode='bilinear', align_corners=False)  # cv2.resize(…, (W_o, H_o)) INTER_LINEAR
+        return F.interpolate(t, size=tuple(size), mode='bilinear', align_corners=True)[0].numpy()
+    return dict(cam=cam, refined_grid=refined, boxes=boxes, vtp=up(cam), vtp_refined=up(refined))
