@@ -64,7 +64,7 @@ def load_bounded(src, # image path, PIL image or array
     return check_image(img), (H, W)
 
 # %% ../nbs/17_segment.ipynb #6f068df6
-ZERO_SHOT = ('piclip-vtp', 'piclip-vtp-pir', 'clipseg-text', 'all-foreground')  # read only the class name
+ZERO_SHOT = ('piclip-vtp', 'piclip-vtp-pir', 'clipseg-text', 'protonet-zeroshot', 'all-foreground')  # read only the class name
 VISUAL_ONLY = ('piclip-vvp', 'support-copy', 'clipseg-visual')  # ignore the class name
 
 def check_weights(bb: DenseCLIP, # a loaded backbone
