@@ -31,7 +31,7 @@ from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
 from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_protonet, save_protonet, write_protonet_card
-from .segment import segment, check_weights, factory_options, ZERO_SHOT
+from .segment import segment, check_weights, factory_options, build_method, ZERO_SHOT
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
@@ -175,7 +175,7 @@ def method_panel(bb, ep: dict, fold: int, size: int | None, # the demo's backbon
                 ) -> tuple[list, str]: # ([(title, prediction)], message)
     "A trained method's prediction of a demo episode, when one fits the backbone (else nothing, and why)."
     if not method: return [], ''
-    try: meth = resolve_method(method, fold=fold, backbone=bb)
+    try: meth = build_method(method, bb, fold=fold)
     except (FileNotFoundError, ValueError) as err: return [], f"; no {method} for this backbone ({str(err).split(';')[0]})"
     q, s = image_to_tensor(ep['query'])[None], image_to_tensor(ep['support'])[None, None]
     m = torch.from_numpy(np.ascontiguousarray(ep['support_mask']))[None, None]
@@ -335,15 +335,15 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
     if out is not None: check_output(out, overwrite=True, kind='file')
     if benchmark not in BENCHMARKS: raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
+    extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
+    if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
+    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
+    out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
     ds = BENCHMARKS[benchmark](root, split)
     t0 = time.perf_counter()
     eps, meta = episode_lists(ds, fold, shots, protocol, parse_seeds(seeds), 'default' if episodes is None else episodes,
                               min_pixels, list_file, allow_missing_classes)
     meta.update(benchmark=benchmark, split=getattr(ds, 'split', split), list_seconds=round(time.perf_counter() - t0, 3))
-    extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
-    if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
-    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
-    out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
     ps = process_state(device)
     if ps.is_main_process:
         for s, e in eps.items(): atomic_write(Path(f"{out}.episodes.seed{s}.tsv"), episodes_to_tsv(e))

@@ -69,7 +69,7 @@ def test_cli_eval_by_name(small_val, tmp_path):
     res = json.loads(out.read_text())
     assert res['method']['name'] == 'protonet' and res['method']['trained_fold'] == 1
     bad = subprocess.run(cmd + ['--benchmark', 'shapeworld', '--root', str(Path(small_val.root)), '--fold', '1', '--method', 'protonet',
-                                '--checkpoint', str(shipped_protonet(0)), '--episodes', '4', '--out', str(tmp_path / 'bad.json')],
+                                '--checkpoint', str(shipped_protonet(0)), '--episodes', '4', '--allow-missing-classes', '--out', str(tmp_path / 'bad.json')],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "include fold 1's novel classes" in bad.stderr
     assert not (tmp_path / 'bad.json').exists()
