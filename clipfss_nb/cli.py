@@ -320,6 +320,7 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
                  pretrained: str = None, # open_clip pretrained tag for --backbone, e.g. openai
                  preset: str = None, # prior recipe for the piclip-* methods: piclip-reference (PI-CLIP's official VTP; uses query labels)
                  processes: int = None, # run on N processes (launches `accelerate launch` itself); metrics identical to 1
+                 allow_random_weights: store_true = False, # run a method whose CLIP has random weights (no --pretrained, no weights file)
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
     args = dict(locals())
@@ -338,6 +339,7 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
     extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
     if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
     m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
+    if (bb := getattr(m, 'bb', None) or getattr(getattr(m, 'model', None), 'backbone', None)) is not None: check_weights(bb, allow_random_weights)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
     ds = BENCHMARKS[benchmark](root, split)
     t0 = time.perf_counter()

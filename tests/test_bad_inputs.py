@@ -186,6 +186,7 @@ EVAL_ERRORS = [
     ('zero episodes', ['--episodes', '0'], 'must be at least 1'),
     ('zero shots', ['--shots', '0'], 'must be at least 1'),
     ('--out is a folder', ['--out', 'FOLDER'], 'is a folder; give a file name'),
+    ('random weights', ['--method', 'piclip-vtp', '--backbone', 'ViT-B-16'], 'random weights'),
 ]
 
 @pytest.mark.parametrize('case,flags,text', EVAL_ERRORS, ids=[c[0] for c in EVAL_ERRORS])
