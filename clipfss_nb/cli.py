@@ -31,13 +31,14 @@ from .results import evaluate_clipseg
 from .training import TrainConfig, FeatureStore
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
 from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_protonet, save_protonet, write_protonet_card
-from .segment import segment, check_weights, factory_options, build_method, ZERO_SHOT
+from .segment import segment, check_weights, factory_options, build_method
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
            'clipfss_shapeworld', 'clipfss_train_miniclip', 'method_panel', 'clipfss_demo', 'resolve_method',
            'method_list', 'parse_seeds', 'command_flags', 'launch_processes', 'clipfss_eval', 'clipfss_segment',
-           'clipfss_train_clipseg', 'shapeworld_splits', 'clipfss_train_decoder', 'clipfss_train_protonet']
+           'clipfss_train_clipseg', 'shapeworld_splits', 'head_train_config', 'read_feature_cache', 'invoked_as',
+           'trained_message', 'novel_results', 'clipfss_train_decoder', 'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -455,6 +456,29 @@ def shapeworld_splits(root: str | Path, n_train: int, n_val: int, # the folder, 
         if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, verbose=acc.is_main_process)
     return VOCDataset(root, 'train'), VOCDataset(root, 'val')
 
+def head_train_config(steps: int, batch_size: int, lr: float, seed: int) -> TrainConfig:
+    "The learned heads' recipe: AdamW, warm-up min(50, steps/10), cosine to 1e-5, clipping at 5, a checkpoint every max(100, steps/10) steps."
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
+                       checkpoint_every=max(100, steps // 10), log_every=25)
+
+def read_feature_cache(store: FeatureStore, cache_dir: str, acc: Accelerator) -> FeatureStore:
+    "Fill `store` from `cache_dir` when a cache of its key is there ('' for none), and say so."
+    if cache_dir and store.load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
+    return store
+
+def invoked_as(name: str) -> str | None:
+    "The command line, when this process is the console script `name` (recorded in model cards)."
+    return f'{name} ' + ' '.join(sys.argv[1:]) if Path(sys.argv[0]).name == name else None
+
+def trained_message(record: dict, out: Path) -> str:
+    return (f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
+            f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}")
+
+def novel_results(res: dict, episodes: int) -> dict:
+    "A model card's novel-class figures from an `evaluate` result."
+    return dict(episodes=episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
+                baselines={b: v['miou'] for b, v in res['baselines'].items()})
+
 @script('clipfss-train-decoder --fold 0', 'clipfss-train-decoder --fold 2 --priors vvp --out runs/prior-decoder/f2-vvp.safetensors',
         'accelerate launch --multi_gpu --num_processes 2 $(which clipfss-train-decoder) --fold 1   # two processes (DDP)')
 def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are never shown)
@@ -488,25 +512,19 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     acc = Accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
     bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
-                      checkpoint_every=max(100, steps // 10), log_every=25)
-    pcfg = PriorConfig(shots='mean')
-    stores = {'train': FeatureStore(PriorFeatures(bb, train.class_names, pcfg), train, views, seed)}
-    if cache_dir and stores['train'].load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
-    decoder, record = train_prior_decoder(train, fold, bb, priors, cfg, shots, views, rule, dim=dim, val=val, stores=stores,
+    stores = {'train': read_feature_cache(FeatureStore(PriorFeatures(bb, train.class_names, PriorConfig(shots='mean')), train, views, seed), cache_dir, acc)}
+    decoder, record = train_prior_decoder(train, fold, bb, priors, head_train_config(steps, batch_size, lr, seed), shots, views, rule, dim=dim, val=val, stores=stores,
                                           out=Path(checkpoint_dir) / f'prior-decoder-f{fold}-{priors}', resume=resume, accelerator=acc)
     if not acc.is_main_process: return
     if cache_dir: stores['train'].save(check_output(cache_dir, overwrite=True))
-    command = 'clipfss-train-decoder ' + ' '.join(sys.argv[1:]) if Path(sys.argv[0]).name == 'clipfss-train-decoder' else None
+    command = invoked_as('clipfss-train-decoder')
     save_prior_decoder(decoder, out, record, command=command)
-    print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
-          f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
+    print(trained_message(record, out), flush=True)
     if not eval_episodes: return
     eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes, allow_missing_classes=True)  # after training: warn, never refuse
     method = PriorDecoderMethod(fold, checkpoint=str(out), priors=priors, backbone=bb)
     res = evaluate(method, val, eps, fold, 'hsnet', 128, str(acc.device), progress=False, meta=meta)
-    results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
-                   baselines={b: v['miou'] for b, v in res['baselines'].items()})
+    results = novel_results(res, eval_episodes)
     save_prior_decoder(decoder, out, record, command=command, results=results)
     if ship: write_decoder_card(out.parent)
     print(f"fold {fold} novel classes, 1-shot: mIoU {results['miou']:.1f}, FB-IoU {results['fbiou']:.1f} "
@@ -546,26 +564,20 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
     acc = Accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
     bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(50, steps // 10), lr_min=1e-5, grad_clip=5.0, seed=seed,
-                      checkpoint_every=max(100, steps // 10), log_every=25)
-    stores = {'train': FeatureStore(ProtoFeatures(bb), train, views, seed)}
-    if cache_dir and stores['train'].load(cache_dir) and acc.is_main_process: print(f"features read from {cache_dir}", flush=True)
-    net, record = train_protonet(train, fold, bb, variant, cfg, shots, views, rule, dim=dim, val=val, stores=stores,
+    stores = {'train': read_feature_cache(FeatureStore(ProtoFeatures(bb), train, views, seed), cache_dir, acc)}
+    net, record = train_protonet(train, fold, bb, variant, head_train_config(steps, batch_size, lr, seed), shots, views, rule, dim=dim, val=val, stores=stores,
                                  out=Path(checkpoint_dir) / f'protonet-f{fold}-{variant}', resume=resume, accelerator=acc)
     if not acc.is_main_process: return
     if cache_dir: stores['train'].save(check_output(cache_dir, overwrite=True))
-    command = 'clipfss-train-protonet ' + ' '.join(sys.argv[1:]) if Path(sys.argv[0]).name == 'clipfss-train-protonet' else None
+    command = invoked_as('clipfss-train-protonet')
     save_protonet(net, out, record, command=command)
-    print(f"trained in {record['seconds']:.0f}s (loss {record['history']['loss'][0]:.3f} → {record['history']['loss'][-1]:.3f}, "
-          f"base-class mIoU {record['metrics'][-1]['base_miou']:.1f}); saved {out}", flush=True)
+    print(trained_message(record, out), flush=True)
     if not eval_episodes: return
     eps, meta = episode_lists(val, fold, 1, 'hsnet', [0], eval_episodes, allow_missing_classes=True)  # after training: warn, never refuse
+    cache = {}  # the token passes are shared by the few-shot and zero-shot scores
     score = lambda mode: evaluate(ProtoNetMethod(fold, checkpoint=str(out), mode=mode, backbone=bb, image_cache=cache), val, eps, fold, 'hsnet', 128,
                                   str(acc.device), progress=False, meta=meta)
-    cache = {}
-    res = score('few-shot')
-    results = dict(episodes=eval_episodes, shots=1, miou=res['results']['miou'], fbiou=res['results']['fbiou'],
-                   baselines={b: v['miou'] for b, v in res['baselines'].items()})
+    results = novel_results(score('few-shot'), eval_episodes)
     if net.cfg.text: results['zero_shot_miou'] = score('zero-shot')['results']['miou']
     save_protonet(net, out, record, command=command, results=results)
     if ship: write_protonet_card(out.parent)

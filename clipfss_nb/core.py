@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, math, random, tempfile, contextlib, hashlib, warnings, zipfile, pickle
+import os, math, random, tempfile, contextlib, hashlib, warnings
 from pathlib import Path
 import numpy as np
 import torch

@@ -24,6 +24,7 @@ from .clipseg import CLIPSeg
 from .clipseg_weights import load_clipseg, shipped_clipseg
 import clipfss_nb.clipseg_training  # registers clipseg-visual / clipseg-text
 import clipfss_nb.prior_decoder  # registers prior-decoder
+import clipfss_nb.protonet  # registers protonet / protonet-zeroshot
 
 # %% auto #0
 __all__ = ['STATIC_ENV', 'EXPLORER_ROOT', 'EXPLORER_METHODS', 'widgets_live', 'live_or_static', 'show_explorer', 'controls',
@@ -94,7 +95,8 @@ def class_episodes(dataset: FSSDataset, fold: int, cls: int, # the fold and one 
     return sample_hsnet(pairs, shots, None, seed)
 
 # %% ../nbs/18_explorers.ipynb #78c47b73
-EXPLORER_METHODS = ('piclip-vvp-vtp', 'piclip-vtp-pir', 'piclip-vtp', 'piclip-vvp', 'prior-decoder', 'clipseg-visual', 'clipseg-text', *BASELINES)
+EXPLORER_METHODS = ('piclip-vvp-vtp', 'piclip-vtp-pir', 'piclip-vtp', 'piclip-vvp', 'prior-decoder', 'protonet', 'protonet-zeroshot', 'clipseg-visual',
+                    'clipseg-text', *BASELINES)
 
 def explorer_method(name: str, # one of `EXPLORER_METHODS`
                     fold: int = 0, # the fold explored: the shipped model and threshold of this fold

@@ -11,14 +11,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import IMAGENET_MEAN, IMAGENET_STD, IGNORE_INDEX, normalize, atomic_write, binary_target, file_sha256
-from .backbone import DenseCLIP, load_backbone, bundled_dir
+from .backbone import DenseCLIP, load_backbone
 from .prompts import mask_image
 from .vvp import patch_tokens, max_cosine
 from .priors import PriorConfig, query_vtp
 from .methods import FSSMethod, register_method
 from .data import FSSDataset
 from .training import (TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic, episode_miou,
-                                 card_from_record, save_weights, read_weights)
+                                 card_from_record, save_weights, read_weights, shipped_fold_file, fold_cards, training_line)
 
 # %% auto #0
 __all__ = ['PRIOR_SETS', 'PRIOR_DECODER_FORMAT', 'PriorFeatures', 'prototype', 'decoder_inputs', 'store_batch', 'PriorDecoder',
@@ -221,24 +221,18 @@ def load_prior_decoder(path: str | Path) -> tuple[PriorDecoder, dict]: # the dec
 
 def shipped_prior_decoder(fold: int = 0) -> Path:
     "Path of the shipped ShapeWorld-5i decoder (VVP+VTP+PIR, MiniCLIP) trained on the base classes of `fold`."
-    path = bundled_dir() / 'prior-decoder-shapeworld' / f'fold{fold}.safetensors'
-    if not path.is_file(): raise FileNotFoundError(f"{path} is not shipped; train it with `clipfss-train-decoder --fold {fold} --ship`")
-    return path
+    return shipped_fold_file('prior-decoder-shapeworld', fold, 'clipfss-train-decoder')
 
 # %% ../nbs/13_prior_decoder.ipynb #227028c1
 def write_decoder_card(folder: str | Path) -> Path:
     "Write MODEL_CARD.md for the decoders `fold*.safetensors` of a folder, from the cards in their metadata (atomically)."
     folder = Path(folder)
-    cards = {int(p.stem[4:]): load_prior_decoder(p)[1] for p in sorted(folder.glob('fold*.safetensors'))}
-    if not cards: raise FileNotFoundError(f"no fold*.safetensors decoders in {folder}")
+    cards = fold_cards(folder, load_prior_decoder, 'decoders')
     c0 = next(iter(cards.values()))
-    t = c0['training']['config']
     lines = ['# Prior-guided decoders (PI-CLIP configuration) for ShapeWorld-5i', '',
              f"One decoder per fold, trained on the fold's base classes with the frozen `{c0['backbone']}` "
              f"(sha256 `{str(c0['backbone_sha256'])[:16]}…`); priors `{c0['priors']}`, decoder {c0['decoder']}.", '',
-             f"Training: {t['steps']} steps of {t['batch_size']} {c0['shots']}-shot episodes, {t['optimizer']} lr {t['lr']} ({t['schedule']}, "
-             f"warm-up {t['warmup']}), seed {t['seed']}, {c0['views']} views per image, rule `{c0['rule']}`, min {c0['min_pixels']} px; "
-             f"data {c0['data'].get('name')} `{c0['data'].get('split')}` ({c0['data'].get('n_images')} images).", '',
+             training_line(c0), '',
              '| fold | train pairs | training s | base-class mIoU (val) | novel 1-shot mIoU | all-foreground | command |', '|---|---|---|---|---|---|---|']
     for f, c in sorted(cards.items()):
         r = c.get('results', {})

@@ -4,15 +4,15 @@
 
 # %% ../nbs/17_segment.ipynb #7d95ca6e
 from __future__ import annotations
-import glob, inspect, json, time, warnings
+import glob, inspect, json, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
-from .core import (InputError, InputWarning, warn_input, load_image, read_mask, check_image, check_class_names, image_to_tensor,
-                   resize_mask, atomic_path, atomic_write, get_device, IGNORE_INDEX)
+from .core import (InputError, warn_input, load_image, read_mask, check_image, check_class_names, image_to_tensor,
+                   resize_mask, atomic_path, atomic_write)
 from .backbone import DenseCLIP, load_backbone
 from .shapeworld import SHAPEWORLD_CLASSES
 from .miniclip import MINICLIP_NAME

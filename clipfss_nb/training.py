@@ -19,12 +19,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from .core import IGNORE_INDEX, image_to_tensor, atomic_path, atomic_write, warmup_cosine
 from .methods import IoUMeter, intersect_union
+from .backbone import bundled_dir
 from .data import FSSDataset
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'NOVEL_RULES', 'TrainConfig', 'base_class_pairs', 'TrainEpisode', 'TrainEpisodes',
            'augment_view', 'FeatureStore', 'save_checkpoint', 'load_checkpoint', 'train_episodic', 'episode_miou',
-           'card_from_record', 'save_weights', 'read_weights']
+           'card_from_record', 'save_weights', 'read_weights', 'shipped_fold_file', 'fold_cards', 'training_line']
 
 # %% ../nbs/12_training.ipynb #f94f0dfe
 OPTIMIZERS, SCHEDULES = ('adamw', 'sgd'), ('cosine', 'poly')
@@ -353,3 +354,24 @@ def read_weights(path: str | Path, fmt: str, # the expected format tag
     except Exception as err: raise ValueError(f"{path} is damaged or not a safetensors file ({err})") from err
     if meta.get('format') != fmt: raise ValueError(f"{path} is not a {what} (format {meta.get('format')!r}, expected {fmt!r})")
     return state, json.loads(meta['config']), json.loads(meta['card'])
+
+def shipped_fold_file(name: str, # the asset folder, e.g. 'prior-decoder-shapeworld'
+                      fold: int, command: str) -> Path: # command: the console script that trains it
+    "The package's `assets/<name>/fold<F>.safetensors`; FileNotFoundError naming the command that makes it."
+    path = bundled_dir() / name / f'fold{fold}.safetensors'
+    if not path.is_file(): raise FileNotFoundError(f"{path} is not shipped; train it with `{command} --fold {fold} --ship`")
+    return path
+
+def fold_cards(folder: str | Path, load: Callable, # path -> (model, card)
+               what: str) -> dict[int, dict]: # what the files are, for the message
+    "The cards of the `fold<F>.safetensors` files of a folder, by fold."
+    cards = {int(p.stem[4:]): load(p)[1] for p in sorted(Path(folder).glob('fold*.safetensors'))}
+    if not cards: raise FileNotFoundError(f"no fold*.safetensors {what} in {folder}")
+    return cards
+
+def training_line(card: dict) -> str: # card: `card_from_record` of a run whose meta holds shots, views, rule, min_pixels, data
+    "A model card's training sentence: steps, optimiser, schedule, seed, views, list rule and data."
+    t, d = card['training']['config'], card['data']
+    return (f"Training: {t['steps']} steps of {t['batch_size']} {card['shots']}-shot episodes, {t['optimizer']} lr {t['lr']} ({t['schedule']}, "
+            f"warm-up {t['warmup']}), seed {t['seed']}, {card['views']} views per image, rule `{card['rule']}`, min {card['min_pixels']} px; "
+            f"data {d.get('name')} `{d.get('split')}` ({d.get('n_images')} images).")

@@ -3,7 +3,6 @@ table's fold-0 figures reproduced on a small evaluation of freshly written scene
 import json, subprocess, sys
 from pathlib import Path
 import pytest
-import torch
 from clipfss_nb.backbone import load_backbone, bundled_dir
 from clipfss_nb.shapeworld import write_shapeworld
 from clipfss_nb.data import VOCDataset
