@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7a5c645a
 from __future__ import annotations
-import os, math, random, tempfile, contextlib, hashlib, warnings
+import os, math, random, time, functools, tempfile, contextlib, hashlib, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'MIN_SIDE', 'InputError', 'InputWarning',
-           'warn_input', 'load_image', 'load_mask', 'binary_target', 'check_image_mask', 'check_image',
-           'check_image_tensor', 'check_mask_tensor', 'is_grey_level', 'binarise_grey', 'read_mask',
-           'check_class_names', 'image_to_tensor', 'normalize', 'resize_image', 'resize_mask', 'resize_pad', 'minmax',
-           'get_device', 'compute_dtype', 'seed_everything', 'warmup_cosine', 'atomic_path', 'atomic_write',
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IGNORE_INDEX', 'MIN_SIDE', 'PRECISIONS', 'PRECISION_ENV',
+           'DTYPES', 'BF16_MIN_SPEEDUP', 'InputError', 'InputWarning', 'warn_input', 'load_image', 'load_mask',
+           'binary_target', 'check_image_mask', 'check_image', 'check_image_tensor', 'check_mask_tensor',
+           'is_grey_level', 'binarise_grey', 'read_mask', 'check_class_names', 'image_to_tensor', 'normalize',
+           'resize_image', 'resize_mask', 'resize_pad', 'minmax', 'get_device', 'matmul_rate', 'cpu_bf16_speedup',
+           'compute_dtype', 'precision_name', 'seed_everything', 'warmup_cosine', 'atomic_path', 'atomic_write',
            'file_sha256', 'reading_weights']
 
 # %% ../nbs/00_core.ipynb #c0f52060
@@ -332,16 +333,52 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
+PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
+PRECISION_ENV = 'CLIPFSS_PRECISION'
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+BF16_MIN_SPEEDUP = 1.5 # 'auto' picks bf16 on a CPU at or above this measured matmul speed-up
+
+def matmul_rate(dtype: torch.dtype = torch.float32, # the dtype to multiply in
+                shape: tuple[int, int, int] = (1024, 768, 3072), # (m, k, n): a ViT-B MLP product over 1024 tokens
+                repeats: int = 5, # timed products; the best is kept (robust to a busy machine)
+                device: str | torch.device = 'cpu') -> float: # GFLOP/s
+    "The machine's measured matrix-product rate in `dtype` (best of `repeats`)."
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=g).to(device, dtype), torch.randn(k, n, generator=g).to(device, dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
+    a @ b; sync()  # warm-up: library initialisation, page faults
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter(); a @ b; sync(); best = min(best, time.perf_counter() - t)
+    return 2 * m * k * n / best / 1e9
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    "bf16 over fp32 matmul rate on this CPU, measured once per process (`matmul_rate`)."
+    return matmul_rate(torch.bfloat16) / matmul_rate(torch.float32)
+
 def compute_dtype(device: torch.device, # where the model runs
-                  precision: str = 'auto', # 'auto', 'fp32', 'fp16' or 'bf16'
+                  precision: str = 'auto', # one of `PRECISIONS`
                  ) -> torch.dtype:
-    "fp32 on CPU; on GPU bf16 if supported, else fp16 (or the explicit `precision`)."
-    table = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-    if precision != 'auto':
-        if precision not in table: raise ValueError(f"precision must be one of auto/fp32/fp16/bf16, got {precision!r}")
-        return table[precision]
-    if torch.device(device).type != 'cuda': return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    "The dtype for `precision`; 'auto' follows the rule above ($CLIPFSS_PRECISION, then CUDA, CPU by measurement, MPS)."
+    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {'/'.join(PRECISIONS)}, got {precision!r}")
+    if precision == 'auto' and os.environ.get(PRECISION_ENV):
+        pinned = os.environ[PRECISION_ENV]
+        if pinned not in DTYPES: raise ValueError(f"${PRECISION_ENV} must be one of {'/'.join(DTYPES)}, got {pinned!r}")
+        precision = pinned
+    if precision != 'auto': return DTYPES[precision]
+    kind = torch.device(device).type
+    if kind == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == 'cpu' and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP: return torch.bfloat16
+    return torch.float32
+
+def precision_name(dtype: torch.dtype) -> str:
+    "'fp32', 'fp16' or 'bf16' for a dtype (what results record)."
+    names = {v: k for k, v in DTYPES.items()}
+    if dtype not in names: raise ValueError(f"no precision name for {dtype}")
+    return names[dtype]
+
 
 # %% ../nbs/00_core.ipynb #71137b96
 def seed_everything(seed: int = 0):
