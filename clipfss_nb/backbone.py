@@ -17,7 +17,7 @@ from huggingface_hub import hf_hub_download
 import clipfss_nb
 from open_clip.transformer import LayerNormFp32, VisionTransformer
 from safetensors.torch import load_file, save_file
-from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, atomic_path, atomic_write, normalize, file_sha256, reading_weights, InputError
+from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, precision_name, atomic_path, atomic_write, normalize, file_sha256, reading_weights, InputError
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'OPENAI_META_KEYS', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads',
@@ -192,6 +192,8 @@ class DenseCLIP(nn.Module):
     def device(self) -> torch.device: return self.visual.positional_embedding.device
     @property
     def dtype(self) -> torch.dtype: return self.visual.positional_embedding.dtype
+    @property
+    def precision(self) -> str: return precision_name(self.dtype)  # 'fp32', 'fp16' or 'bf16', as results record it
     def __repr__(self):
         return f"DenseCLIP({self.name}: {self.n_blocks} blocks, width {self.width}, patch {self.patch_size}, embed {self.embed_dim}, {self.dtype})"
 
@@ -476,7 +478,7 @@ def load_backbone(name: str = 'ViT-B-16', # open_clip name, bundle name, bundle 
                   pretrained: str | None = None, # open_clip pretrained tag, e.g. 'openai'
                   checkpoint: str | Path | None = None, # local weights file (overrides downloading)
                   device=None, # default: cuda → mps → cpu
-                  precision: str = 'auto', # 'auto' (fp32 on CPU, fp16/bf16 on GPU), 'fp32', 'fp16', 'bf16'
+                  precision: str = 'auto', # 'fp32', 'fp16', 'bf16' or 'auto' (the rule of `compute_dtype`: measured on a CPU)
                   interpolation: str = 'bicubic', # positional-embedding resize mode
                   cache_dir: str | None = None, # Hugging Face cache folder
                   quick_gelu: bool | None = None, # force the activation (default: from the tag or the file format)
