@@ -1,47 +1,74 @@
-"""Dense ViT-B/16 forward cost on this machine (random weights), side by side with open_clip's encode_image.
+"""How close the dense ViT-B/16 forward comes to this machine's matrix-product rate, in fp32 and bf16, measured in one run.
 
-Usage: python benchmarks/backbone.py [--device cpu] [--repeats 5]
-Prints median wall time per forward and ratios measured in the same run.
+    python benchmarks/backbone.py                      # CPU, batch 8, 224 px, 5 repeats
+    python benchmarks/backbone.py --sizes 224,473 --batch 8 --repeats 3
+
+For each precision the script measures the machine's matmul rate (`clipfss_nb.core.matmul_rate` on the forward's
+own largest product: batch × tokens by width × MLP width), then times open_clip's `encode_image` (at its native
+224 px) and `DenseCLIP`'s dense forward (patch embeddings and pooled embedding) on the same random weights, counts the forward's
+floating-point operations analytically (patch embedding, q/k/v and output projections, attention, MLP, final
+projection) and prints the GFLOP/s reached and its fraction of the matmul rate. Goal of issue 21: ≥ 60% at batch 8
+in both precisions. Times are medians of the repeats, the two precisions interleaved.
 """
-import argparse, statistics, time
+import argparse, statistics, sys, time
+from pathlib import Path
 import torch
 import open_clip
-from clipfss_nb.backbone import DenseCLIP
-from clipfss_nb.core import CLIP_MEAN, CLIP_STD
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_description
+from clipfss_nb.backbone import DenseCLIP, set_precision
+from clipfss_nb.core import CLIP_MEAN, CLIP_STD, matmul_rate
 
 
-def median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter(); fn(); times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def forward_gflop(vit: DenseCLIP, size: int) -> float:
+    "Floating-point operations (GFLOP) of one image's dense forward at `size`×`size` (multiply-adds count 2)."
+    p, C, D = vit.patch_size, vit.width, vit.embed_dim
+    N = (size // p) ** 2
+    L = N + 1
+    hidden = vit.visual.transformer.resblocks[0].mlp.c_fc.out_features
+    block = 2 * L * C * 3 * C + 2 * L * C * C + 2 * 2 * L * L * C + 2 * 2 * L * C * hidden
+    return (2 * N * 3 * p * p * C + vit.n_blocks * block + 2 * L * C * D) / 1e9
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
-    args = parser.parse_args()
-    if args.threads: torch.set_num_threads(args.threads)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--batch', type=int, default=8); ap.add_argument('--sizes', default='224')
+    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--threads', type=int, default=None)
+    a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    clip = open_clip.create_model('ViT-B-16', pretrained=None, force_quick_gelu=True).eval().to(args.device)
-    vit = DenseCLIP(clip, open_clip.get_tokenizer('ViT-B-16'), CLIP_MEAN, CLIP_STD)
-    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, batch 1, fp32, median of {args.repeats}")
-    rows = []
-    with torch.inference_mode():
-        x224 = vit.preprocess(torch.rand(1, 3, 224, 224))
-        base = median_ms(lambda: (clip.encode_image(x224), sync()), args.repeats)
-        rows.append(('open_clip encode_image 224', base))
-        for size in (224, 473):
-            x = vit.preprocess(torch.rand(1, 3, size, size))
-            rows.append((f'DenseCLIP {size} (pooled + patch embeds)', median_ms(lambda: (vit(x), sync()), args.repeats)))
-            rows.append((f'DenseCLIP {size} (+ all block tokens, attention of last 8)',
-                         median_ms(lambda: (vit(x, blocks=range(12), attn_blocks=range(4, 12)), sync()), args.repeats)))
-    print(f"{'forward':58s} {'ms':>8s} {'x encode_image@224':>20s}")
-    for name, ms in rows: print(f"{name:58s} {ms:8.1f} {ms / base:20.2f}")
+    models = {}
+    for prec, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
+        torch.manual_seed(0)  # the same random weights in both precisions
+        clip = set_precision(open_clip.create_model('ViT-B-16', pretrained=None, force_quick_gelu=True).eval(), dtype)
+        models[prec] = DenseCLIP(clip, open_clip.get_tokenizer('ViT-B-16'), CLIP_MEAN, CLIP_STD)
+    print(cpu_description())
+    print(f"ViT-B/16 (random weights), batch {a.batch}, median of {a.repeats}\n")
+    print(f"{'precision':10}{'forward':34}{'ms / image':>12}{'GFLOP/s':>10}{'matmul GFLOP/s':>16}{'fraction':>10}")
+    fractions = {}
+    for size in (int(s) for s in a.sizes.split(',')):
+        tokens = a.batch * ((size // 16) ** 2 + 1)
+        rates = {prec: matmul_rate(m.dtype, (tokens, m.width, 4 * m.width)) for prec, m in models.items()}
+        pixels = {prec: m.preprocess(torch.rand(a.batch, 3, size, size, generator=torch.Generator().manual_seed(0))) for prec, m in models.items()}
+        kinds = {'open_clip encode_image': lambda m, x: m.clip.encode_image(x), 'DenseCLIP dense forward': lambda m, x: m(x)}
+        if size != 224: kinds.pop('open_clip encode_image')  # open_clip runs at its native 224 px only
+        runs = {(prec, kind): [] for prec in models for kind in kinds}
+        with torch.inference_mode():
+            for prec, m in models.items():
+                for fn in kinds.values(): fn(m, pixels[prec])  # warm-up
+            for _ in range(a.repeats):
+                for prec, m in models.items():
+                    for kind, fn in kinds.items():
+                        t0 = time.perf_counter(); fn(m, pixels[prec]); runs[(prec, kind)].append(time.perf_counter() - t0)
+        gflop = forward_gflop(models['fp32'], size) * a.batch
+        for (prec, kind), ts in runs.items():
+            sec = statistics.median(ts)
+            reached = gflop / sec
+            fractions[(prec, kind, size)] = reached / rates[prec]
+            print(f"{prec:10}{kind + f' {size}px':34}{1000 * sec / a.batch:12.1f}{reached:10.0f}{rates[prec]:16.0f}{100 * reached / rates[prec]:9.0f}%")
+    worst = {prec: min(v for (p, kind, _), v in fractions.items() if p == prec and kind.startswith('DenseCLIP')) for prec in models}
+    print(f"\ngoal (issue 21): the dense forward at batch {a.batch} reaches >= 60% of the measured matmul rate in both precisions: "
+          + ', '.join(f"{p} {100 * v:.0f}% ({'met' if v >= 0.6 else 'NOT met'})" for p, v in worst.items()))
 
 
 if __name__ == '__main__':

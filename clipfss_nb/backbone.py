@@ -130,14 +130,19 @@ def merge_heads(attn: nn.MultiheadAttention, o: torch.Tensor) -> torch.Tensor:
 def block_forward(block: nn.Module, # an open_clip `ResidualAttentionBlock`
                   x: torch.Tensor, # (B, L, C) batch-first tokens
                   per_head: bool = False, # keep (B, heads, L, L) instead of the head mean
-                 ) -> tuple[torch.Tensor, torch.Tensor]: # new x (B, L, C), attention (B, L, L) or (B, heads, L, L)
-    "One transformer block computed by hand, returning its attention weights."
-    q, k, v = qkv_heads(block.attn, block.ln_1(x))
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, heads, L, L)
-    weights = scores.float().softmax(dim=-1).to(v.dtype)
-    x = x + block.ls_1(merge_heads(block.attn, weights @ v))
-    x = x + block.ls_2(block.mlp(block.ln_2(x)))
-    return x, weights if per_head else weights.mean(dim=1)
+                 ) -> tuple[torch.Tensor, torch.Tensor]: # new x (B, L, C), fp32 attention (B, L, L) or (B, heads, L, L)
+    "One transformer block, returning its attention weights (fused kernel for fp32 without autograd, else by hand)."
+    attn = block.attn
+    if x.dtype == torch.float32 and not torch.is_grad_enabled() and attn.batch_first:
+        z = block.ln_1(x)
+        out, weights = attn(z, z, z, need_weights=True, average_attn_weights=not per_head)  # (B, L, C), (B, [heads,] L, L)
+    else:
+        q, k, v = qkv_heads(attn, block.ln_1(x))
+        probs = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).float().softmax(dim=-1)  # (B, heads, L, L) fp32
+        out = merge_heads(attn, probs.to(v.dtype) @ v)
+        weights = probs if per_head else probs.mean(dim=1)
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x))), weights
 
 # %% ../nbs/01_backbone.ipynb #d353c99c
 @dataclass

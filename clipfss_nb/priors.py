@@ -19,9 +19,9 @@ from .methods import FSSMethod, register_method
 
 # %% auto #0
 __all__ = ['CACHEABLE', 'VTP_GRIDS', 'PRESETS', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp',
-           'resize_vvp', 'query_vtp', 'vtp_maps', 'check_inputs', 'compute_priors', 'prior_probability',
-           'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR', 'PiclipVVP', 'PiclipVVPVTP', 'table_markdown',
-           'save_prior_table', 'load_prior_table', 'shipped_threshold']
+           'resize_vvp', 'query_vtp', 'vtp_maps', 'check_inputs', 'compute_priors', 'compare_priors',
+           'agreement_markdown', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR',
+           'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table', 'shipped_threshold']
 
 # %% ../nbs/06a_priors.ipynb #9e94ffe6
 CACHEABLE = {
@@ -157,6 +157,27 @@ def compute_priors(bb: DenseCLIP,
     image_sizes = _original_sizes(cfg, len(query), original_size) or [(H, W)] * len(query)
     vvp = visual_visual_prior(bb, query, supports, support_masks, cfg.vvp_blocks, cfg.shots, cfg.dense_mode, query_tokens=query_tokens)
     return Priors(vtp_maps(cam, image_sizes, size), vtp_maps(ref, image_sizes, size), resize_vvp(vvp, size), boxes, cam, ref)
+
+# %% ../nbs/06a_priors.ipynb #ce9df276
+def compare_priors(a: Priors, # the reference (fp32)
+                   b: Priors, # the same episodes computed another way (bf16)
+                  ) -> dict: # {'vtp'|'vtp_refined'|'vvp': {'corr', 'max_abs'}, 'boxes': {'equal'}}
+    "Worst per-episode Pearson correlation and largest |Δ| of each prior map, and the share of equal PIR box cells."
+    def corr(x, y):
+        if torch.equal(x, y): return 1.0
+        return torch.corrcoef(torch.stack([x.flatten().double(), y.flatten().double()]))[0, 1].item()
+    out = {}
+    for k in ('vtp', 'vtp_refined', 'vvp'):
+        x, y = getattr(a, k).float(), getattr(b, k).float()  # (B, C, H, W)
+        out[k] = dict(corr=min(corr(x[e], y[e]) for e in range(len(x))), max_abs=(x - y).abs().max().item())
+    out['boxes'] = dict(equal=(a.boxes == b.boxes).float().mean().item())
+    return out
+
+def agreement_markdown(agree: dict) -> str: # a `compare_priors` result
+    "The agreement as a markdown table."
+    rows = [f"| {k} | {agree[k]['corr']:.4f} | {agree[k]['max_abs']:.4f} |" for k in ('vtp', 'vtp_refined', 'vvp')]
+    return '\n'.join(['| prior | worst correlation | max abs difference |', '|---|---|---|', *rows,
+                      f"\n{100 * agree['boxes']['equal']:.1f}% of the PIR box-mask cells are equal."])
 
 # %% ../nbs/06a_priors.ipynb #fcdd816a
 PRIOR_KINDS = ('vtp', 'vtp+pir', 'vvp', 'vvp+vtp')

@@ -25,9 +25,9 @@ from .prior_decoder import PriorDecoderMethod, shipped_prior_decoder, load_prior
 from .protonet import ProtoNetMethod, shipped_protonet, load_protonet
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'choose_threshold', 'prior_quality_table', 'evaluate_clipseg', 'method_rows', 'baseline_rows',
-           'shapeworld_methods', 'shapeworld_table', 'save_results_table', 'load_results_table', 'results_markdown',
-           'status_markdown']
+__all__ = ['RESULTS_FILE', 'PRECISION_FILE', 'choose_threshold', 'prior_quality_table', 'evaluate_clipseg', 'method_rows',
+           'baseline_rows', 'shapeworld_methods', 'shapeworld_table', 'save_results_table', 'load_results_table',
+           'results_markdown', 'precision_methods', 'precision_markdown', 'status_markdown']
 
 # %% ../nbs/16_results.ipynb #26b9fee5
 def choose_threshold(method: FSSMethod, dataset, fold: int, # dataset to draw base-class episodes from; fold whose classes are excluded
@@ -173,6 +173,33 @@ def results_markdown(table: dict, shots: int = 1, names=None) -> str:
         r = rows[n][str(shots)]
         lines.append(f'| {n} | ' + ' | '.join(f"{r['folds'][f]['miou']:.1f}" for f in folds) + f" | {r['miou']:.1f} ± {r['miou_std']:.1f} |")
     return '\n'.join(lines)
+
+# %% ../nbs/16_results.ipynb #1f3cd6aa
+PRECISION_FILE = 'precision-shapeworld-5i.json'
+
+def precision_methods(precisions=('fp32', 'bf16'), # each gets its own copy of the MiniCLIP
+                      backbone: str = MINICLIP_NAME, # bundle or open_clip name for `load_backbone`
+                      rows=('decoder vvp+vtp+pir', 'prior vtp', 'prior vtp+pir', 'prior vvp', 'prior vvp+vtp', 'clipseg visual', 'clipseg text'),
+                     ) -> dict[str, Callable[[int], FSSMethod]]: # '<row> <precision>' -> (fold -> method)
+    "The rows of `shapeworld_methods` named in `rows`, once per precision of the frozen backbone."
+    out = {}
+    for prec in precisions:
+        made = shapeworld_methods(load_backbone(backbone, precision=prec, interpolation='bilinear'), protonets={})
+        missing = set(rows) - set(made)
+        if missing: raise ValueError(f"unknown rows {sorted(missing)}; shapeworld_methods makes {sorted(made)}")
+        out.update({f'{r} {prec}': made[r] for r in rows})
+    return out
+
+def precision_markdown(table: dict, # a `shapeworld_table` of `precision_methods` rows
+                       shots: int = 1, reference: str = 'fp32', other: str = 'bf16') -> str:
+    "One line per row: mIoU in each precision and the difference, the largest |difference| last."
+    rows = sorted({name.rsplit(' ', 1)[0] for name in table['rows']}, key=list(dict.fromkeys(n.rsplit(' ', 1)[0] for n in table['rows'])).index)
+    miou = lambda r, p: table['rows'][f'{r} {p}'][str(shots)]['miou']
+    lines = [f'| row | {reference} | {other} | difference |', '|---|---|---|---|']
+    lines += [f'| {r} | {miou(r, reference):.2f} | {miou(r, other):.2f} | {miou(r, other) - miou(r, reference):+.2f} |' for r in rows]
+    worst = max(abs(miou(r, other) - miou(r, reference)) for r in rows)
+    return '\n'.join(lines) + f'\n\nLargest difference: {worst:.2f} mIoU.'
+
 
 # %% ../nbs/16_results.ipynb #338c4481
 def _mean(xs): return float(np.mean(xs)) if xs else float('nan')
