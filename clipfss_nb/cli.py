@@ -14,7 +14,7 @@ import open_clip
 from fastcore.script import anno_parser, store_true, Param
 from accelerate import Accelerator
 import clipfss_nb
-from .core import load_image, load_mask, get_device, seed_everything, atomic_write, image_to_tensor, read_mask, InputError, InputWarning
+from .core import PRECISIONS, load_image, load_mask, get_device, seed_everything, atomic_write, image_to_tensor, read_mask, InputError, InputWarning
 from .backbone import load_backbone, list_bundles, bundled_dir
 from .shapeworld import write_shapeworld
 from .miniclip import MINICLIP_NAME
@@ -34,11 +34,12 @@ from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_proto
 from .segment import segment, check_weights, factory_options, build_method
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output', 'clipfss_info',
-           'clipfss_shapeworld', 'clipfss_train_miniclip', 'method_panel', 'clipfss_demo', 'resolve_method',
-           'method_list', 'parse_seeds', 'command_flags', 'launch_processes', 'clipfss_eval', 'clipfss_segment',
-           'clipfss_train_clipseg', 'shapeworld_splits', 'head_train_config', 'read_feature_cache', 'invoked_as',
-           'trained_message', 'novel_results', 'clipfss_train_decoder', 'clipfss_train_protonet']
+__all__ = ['USER_ERRORS', 'PRECISION_HINTS', 'COMMANDS', 'command_parser', 'script', 'package_dir', 'check_output',
+           'check_precision', 'clipfss_info', 'clipfss_shapeworld', 'clipfss_train_miniclip', 'method_panel',
+           'clipfss_demo', 'resolve_method', 'method_list', 'parse_seeds', 'command_flags', 'launch_processes',
+           'clipfss_eval', 'clipfss_segment', 'clipfss_train_clipseg', 'shapeworld_splits', 'head_train_config',
+           'read_feature_cache', 'invoked_as', 'trained_message', 'novel_results', 'clipfss_train_decoder',
+           'clipfss_train_protonet']
 
 # %% ../nbs/20_cli.ipynb #8ae2de92
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -114,24 +115,39 @@ def check_output(path: str | Path, # where a command is about to write (file or 
         raise FileExistsError(f"{path} exists and is not empty; pass --overwrite to replace it, or choose another --out")
     return path
 
+# %% ../nbs/20_cli.ipynb #04ba8006
+PRECISION_HINTS = {'half': 'fp16 or bf16', 'float16': 'fp16', 'bfloat16': 'bf16', 'float32': 'fp32', 'float': 'fp32', 'single': 'fp32', 'full': 'fp32'}
+
+def check_precision(precision: str, # the `--precision` value
+                   ) -> str: # the same value, when it is one of `PRECISIONS`
+    "`--precision`, validated: a ValueError names the choices and, for a near miss (`half`, `BF16`), the spelling meant."
+    if precision in PRECISIONS: return precision
+    low = str(precision).lower()
+    hint = low if low in PRECISIONS else PRECISION_HINTS.get(low)
+    raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}; " +
+                     (f"pass --precision {hint}" if hint else "auto picks bf16 or fp16 on a GPU, and on a CPU bf16 only where it is faster than fp32"))
+
 # %% ../nbs/20_cli.ipynb #e54954e6
 @script('clipfss-info', 'clipfss-info --backbone miniclip-shapeworld --size 128')
 def clipfss_info(backbone: str = None, # a backbone to load and time (e.g. miniclip-shapeworld, ViT-B-16)
                  pretrained: str = None, # open_clip pretrained tag for --backbone
                  checkpoint: str = None, # local weights file for --backbone
                  size: int = 224, # input side for the timing
-                 device: str = None): # cpu, cuda, mps (default: best available)
+                 device: str = None, # cpu, cuda, mps (default: best available)
+                 precision: str = 'auto', # CLIP compute precision: auto (bf16/fp16 on a GPU; on a CPU bf16 only where faster), fp32, fp16, bf16
+                ):
     "Print versions, device and bundled backbones; optionally time a dense forward."
+    check_precision(precision)
     print(f"clipfss_nb {clipfss_nb.__version__} | torch {torch.__version__} | open_clip {open_clip.__version__} | device {get_device(device)}")
     print(f"bundled backbones: {', '.join(list_bundles()) or '(none)'}")
     if backbone is None: return
     start = time.perf_counter()
-    bb = load_backbone(backbone, pretrained, checkpoint, device=device)
+    bb = load_backbone(backbone, pretrained, checkpoint, device=device, precision=precision)
     loaded = time.perf_counter() - start
     x = bb.preprocess(torch.rand(1, 3, size, size))
     with torch.inference_mode():
         bb(x); start = time.perf_counter(); out = bb(x, blocks=range(bb.n_blocks), attn_blocks=range(bb.n_blocks))
-    print(f"{bb!r}\nloaded in {loaded:.2f}s; dense forward at {size}x{size} (grid {out.grid}, all tokens + attention): "
+    print(f"{bb!r}\nloaded in {loaded:.2f}s, runs in {bb.precision}; dense forward at {size}x{size} (grid {out.grid}, all tokens + attention): "
           f"{(time.perf_counter() - start) * 1000:.0f} ms")
 
 # %% ../nbs/20_cli.ipynb #f5dfa060
@@ -212,13 +228,15 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
                  method: str = 'prior-decoder', # trained method drawn beside the priors: prior-decoder, protonet, protonet-zeroshot, clipseg-visual, … ('' for none)
                  support_class: int = None, # class index to take from a palette/label --support-mask
                  allow_random_weights: store_true = False, # run a backbone without weights (--pretrained/--checkpoint) anyway
+                 precision: str = 'auto', # CLIP compute precision: auto (bf16/fp16 on a GPU; on a CPU bf16 only where faster), fp32, fp16, bf16
                 ):
     "One-shot segmentation demo drawing the VTP, VVP, refined VTP, the priors' prediction and the trained decoder's."
     t0 = time.perf_counter()
+    check_precision(precision)
     out = check_output(out, overwrite=True, kind='file')
     own = [query, support, support_mask, class_name]
     if any(own) and not all(own): raise ValueError("own images need all of --query, --support, --support-mask and --class-name")
-    bb = check_weights(load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear'), allow_random_weights)
+    bb = check_weights(load_backbone(backbone, pretrained, checkpoint, device=device, precision=precision, interpolation='bilinear'), allow_random_weights)
     if all(own):
         simg = load_image(support)
         ep = dict(query=load_image(query), support=simg, support_mask=read_mask(support_mask, simg.shape, support_class),
@@ -231,7 +249,7 @@ def clipfss_demo(out: str = 'clipfss_demo.png', # output figure (PNG, written at
     res = run_demo(bb, ep['query'], ep['support'], ep['support_mask'], ep['class_name'], ep['query_label'], size, threshold)
     extra, method_msg = method_panel(bb, ep, fold, size, method)
     draw_demo(ep['query'], ep['support'], ep['support_mask'], ep['class_name'], res, ep['query_label'], out=out, extra=extra)
-    msg = f"{bb.name}: one-shot '{ep['class_name']}'"
+    msg = f"{bb.name} ({bb.precision}): one-shot '{ep['class_name']}'"
     if res['iou'] is not None: msg += f", IoU {100 * res['iou']:.1f}"
     msg += f" at threshold {threshold:.2f} ({why})" + method_msg
     print(f"{msg}; figure → {out} ({time.perf_counter() - t0:.1f}s)")
@@ -322,15 +340,20 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
                  preset: str = None, # prior recipe for the piclip-* methods: piclip-reference (PI-CLIP's official VTP; uses query labels)
                  processes: int = None, # run on N processes (launches `accelerate launch` itself); metrics identical to 1
                  allow_random_weights: store_true = False, # run a method whose CLIP has random weights (no --pretrained, no weights file)
+                 precision: str = 'auto', # CLIP compute precision: auto (bf16/fp16 on a GPU; on a CPU bf16 only where faster), fp32, fp16, bf16; --preset: fp32 only
                 ):
     "Episodic few-shot segmentation evaluation; writes a results JSON (and the episode lists) with full metadata."
     args = dict(locals())
+    check_precision(precision)
     if processes is not None and processes < 1: raise ValueError(f"--processes must be at least 1, got {processes}")
     if processes and processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) == 1:
         return launch_processes(clipfss_eval, {k: v for k, v in args.items() if k != 'processes'}, processes)
     if preset is not None:
         if preset not in PRESETS: raise ValueError(f"unknown --preset {preset!r}; choose from {sorted(PRESETS)}")
         if protocol == 'pfenet': raise ValueError("--preset piclip-reference plain-resizes the query to a square as PI-CLIP's loader does: use --protocol hsnet (default size 473)")
+        if precision not in ('auto', 'fp32'):
+            raise ValueError(f"--preset {preset} reproduces the official PI-CLIP numbers, computed in fp32, so it runs in fp32 only: "
+                             f"drop --precision {precision} (or pass --precision fp32)")
         img_size = img_size or 473
     if threads: torch.set_num_threads(threads)
     if shots < 1 or (episodes is not None and episodes < 1): raise InputError(f"--shots and --episodes must be at least 1, got {shots} and {episodes}")
@@ -339,7 +362,7 @@ def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, co
     if not Path(root).exists(): raise FileNotFoundError(f"dataset root {root} not found" + (" (write it with clipfss-shapeworld)" if benchmark == 'shapeworld' else ''))
     extra = dict(backbone=backbone, pretrained=pretrained, cfg=PRESETS[preset]() if preset else None)
     if preset and not method.startswith('piclip-'): raise ValueError(f"--preset applies to the piclip-* methods, not {method!r}")
-    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, **extra)
+    m = resolve_method(method, fold=fold, checkpoint=checkpoint, priors=priors, force=force or None, precision=precision, **extra)
     if (bb := getattr(m, 'bb', None) or getattr(getattr(m, 'model', None), 'backbone', None)) is not None: check_weights(bb, allow_random_weights)
     out = check_output(out or f"results/{benchmark}_f{fold}_{shots}shot_{protocol}_{m.name}.json", overwrite=True, kind='file')
     ds = BENCHMARKS[benchmark](root, split)
@@ -385,14 +408,17 @@ def clipfss_segment(query: str = None, # query image, folder or glob pattern (qu
                     overwrite: store_true = False, # write into a non-empty --out
                     device: str = None, # cpu, cuda, mps (default: best available)
                     quiet: store_true = False, # no progress bar
+                    precision: str = 'auto', # CLIP compute precision: auto (bf16/fp16 on a GPU; on a CPU bf16 only where faster), fp32, fp16, bf16
                    ):
     "Segment CLASS_NAME in your own images from annotated supports (or zero-shot): masks, overlays and a summary."
+    check_precision(precision)
     if query is None: raise InputError("give the images to segment with --query (an image, a folder or a glob pattern)")
     out = check_output(out, overwrite, kind='folder')
     res = segment(query, support or (), support_mask or (), class_name, method, out, backbone, pretrained, checkpoint, method_checkpoint,
-                  support_class, fold, force, threshold, size, max_side, allow_random_weights, device, progress=not quiet)
+                  support_class, fold, force, threshold, size, max_side, allow_random_weights, device, progress=not quiet,
+                  precision=precision)
     t = res['timings']
-    print(f"{res['method']['name']} on {res['backbone']}: {len(res['queries'])} images at threshold {res['threshold']:.2f} "
+    print(f"{res['method']['name']} on {res['backbone']} ({res['precision']}): {len(res['queries'])} images at threshold {res['threshold']:.2f} "
           f"({res['threshold_why']}), {t['seconds_per_query']:.2f}s each → {out}/ (summary.json)")
 
 # %% ../nbs/20_cli.ipynb #3bd3c130
@@ -411,11 +437,13 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
                           eval_episodes: int = 500, # novel-class episodes per mode after training (0: skip)
                           threshold: float = 0.3, # probability threshold for the evaluation (the paper's 0.3)
                           threads: int = 2, # torch CPU threads
+                          precision: str = 'auto', # the frozen CLIP's compute precision: auto, fp32, fp16, bf16 (the decoder trains in fp32)
                           fp16: store_true = False, # store the decoder in fp16 (half the file)
                           overwrite: store_true = False, # replace an existing checkpoint
                           ship: store_true = False, # write the package's decoder of this fold
                          ):
     "Train CLIPSeg's decoder on ShapeWorld-5i base classes with the episodic loop, save it (safetensors) and evaluate it on the novel classes."
+    check_precision(precision)
     default = bundled_dir() / 'clipseg-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/clipseg/shapeworld-f{fold}.safetensors'
     out = check_output(out or default, overwrite, ship, kind='file')
     torch.set_num_threads(threads)
@@ -424,11 +452,12 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     with acc.main_process_first():
         if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, size, verbose=acc.is_main_process)
     seed_everything(seed)
-    model = shapeworld_clipseg(backbone, input_size=size, prompt_size=size)
+    model = shapeworld_clipseg(backbone, precision=precision, input_size=size, prompt_size=size)
     cfg = replace(CLIPSEG_TRAIN, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     record = train_clipseg(model, VOCDataset(root, 'train'), fold, cfg, accelerator=acc)
     if not acc.is_main_process: return
-    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed, data=str(root))
+    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed, data=str(root),
+                precision=model.backbone.precision)
     loss = record['history']['loss']
     extra = dict(train_args=args, train_seconds=round(record['seconds'], 1), threads=threads, loop='clipfss_nb.training.train_episodic',
                  final_loss=float(np.mean(loss[-3:])), first_loss=float(np.mean(loss[:3])))
@@ -503,15 +532,17 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
                           overwrite: store_true = False, # replace an existing decoder file
                           ship: store_true = False, # write the package's decoder of this fold (VVP+VTP+PIR only)
                           threads: int = 2, # torch CPU threads per process
+                          precision: str = 'auto', # the frozen CLIP's compute precision: auto, fp32, fp16, bf16 (the decoder trains in fp32)
                          ):
     "Train PI-CLIP's prior-guided decoder on ShapeWorld-5i base classes, save it with its card, score it on the novel classes."
+    check_precision(precision)
     if ship and priors != 'vvp+vtp+pir': raise ValueError("only the PI-CLIP prior set (vvp+vtp+pir) is shipped")
     default = bundled_dir() / 'prior-decoder-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/prior-decoder/f{fold}-{priors}.safetensors'
     out = check_output(out or default, overwrite or resume, ship, kind='file')
     torch.set_num_threads(threads)
     acc = Accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
-    bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
+    bb = load_backbone(backbone, device=acc.device, precision=precision, interpolation='bilinear')
     stores = {'train': read_feature_cache(FeatureStore(PriorFeatures(bb, train.class_names, PriorConfig(shots='mean')), train, views, seed), cache_dir, acc)}
     decoder, record = train_prior_decoder(train, fold, bb, priors, head_train_config(steps, batch_size, lr, seed), shots, views, rule, dim=dim, val=val, stores=stores,
                                           out=Path(checkpoint_dir) / f'prior-decoder-f{fold}-{priors}', resume=resume, accelerator=acc)
@@ -554,8 +585,10 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
                            overwrite: store_true = False, # replace an existing network file
                            ship: store_true = False, # write the package's network of this fold (full variant only)
                            threads: int = 2, # torch CPU threads per process
+                           precision: str = 'auto', # the frozen CLIP's compute precision: auto, fp32, fp16, bf16 (the network trains in fp32)
                           ):
     "Train the reconstructed CLIP-Driven Prototype Network on ShapeWorld-5i base classes, save it with its card, score it on the novel classes."
+    check_precision(precision)
     if variant not in PROTO_VARIANTS or variant == 'map': raise ValueError(f"--variant must be one of {[v for v in PROTO_VARIANTS if v != 'map']}, got {variant!r}")
     if ship and variant != 'full': raise ValueError("only the full network is shipped")
     default = bundled_dir() / 'protonet-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/protonet/f{fold}-{variant}.safetensors'
@@ -563,7 +596,7 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
     torch.set_num_threads(threads)
     acc = Accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
-    bb = load_backbone(backbone, device=acc.device, interpolation='bilinear')
+    bb = load_backbone(backbone, device=acc.device, precision=precision, interpolation='bilinear')
     stores = {'train': read_feature_cache(FeatureStore(ProtoFeatures(bb), train, views, seed), cache_dir, acc)}
     net, record = train_protonet(train, fold, bb, variant, head_train_config(steps, batch_size, lr, seed), shots, views, rule, dim=dim, val=val, stores=stores,
                                  out=Path(checkpoint_dir) / f'protonet-f{fold}-{variant}', resume=resume, accelerator=acc)

@@ -30,7 +30,7 @@ class CLIPSegFeatures:
     def __init__(self, model: CLIPSeg): self.model = model
     def fingerprint(self) -> str:
         m = self.model
-        return json.dumps([m.backbone.name, m.backbone.weights_hash, m.extract_layers, m.input_size, asdict(m.prompt)], default=str)
+        return json.dumps([m.backbone.name, m.backbone.weights_hash, m.backbone.precision, m.extract_layers, m.input_size, asdict(m.prompt)], default=str)
     def image_entries(self, x: torch.Tensor) -> list[dict]: # x: (B, 3, H, W) in [0, 1]
         f = self.model.encode_image(self.model.preprocess(x, self.model.input_size))
         return [{'readouts': r} for r in torch.stack(f.readouts, 1).cpu()]  # each (L, 1+N, C)
@@ -106,7 +106,8 @@ def train_clipseg(model: CLIPSeg, # the model whose decoder trains (its backbone
     W = accelerator.num_processes if accelerator is not None else 1
     store.fill(episodes, cfg.steps * cfg.batch_size * W)
     head = CLIPSegHead(model, [train.class_names[c] for c in sorted(train.class_names)])
-    meta = dict(fold=fold, views=views, rule=rule, min_pixels=min_pixels, p_negative=p_negative, train_pairs=len(pairs), data=train.describe())
+    meta = dict(fold=fold, views=views, rule=rule, min_pixels=min_pixels, p_negative=p_negative, train_pairs=len(pairs), data=train.describe(),
+                precision=model.backbone.precision)
     record = train_episodic(head, lambda eps: clipseg_batch(store, eps, pools, p_negative, cfg.seed), episodes, cfg, out, resume,
                             accelerator=accelerator, progress=progress, meta=meta)
     model.eval()
@@ -120,14 +121,15 @@ class CLIPSegMethod(FSSMethod):
                  mode: str = 'visual', # 'visual' (support image + mask) or 'text' (class name)
                  threshold: float = 0.3, # foreground where sigmoid(logit) > threshold (the paper's 0.3)
                  template: str = 'a photo of a {}.', # text prompt of `mode='text'`
-                 backbone=None, device=None): # passed to `load_clipseg`
+                 backbone=None, device=None, # passed to `load_clipseg`
+                 precision: str = 'auto'): # of a CLIP loaded here: 'auto', 'fp32', 'bf16' or 'fp16' (the decoder runs in fp32)
         if mode not in ('visual', 'text'): raise ValueError(f"mode must be 'visual' or 'text', got {mode!r}")
         if model is None:
             if checkpoint is None: raise ValueError("CLIPSegMethod needs a model or a checkpoint")
-            model = load_clipseg(checkpoint, backbone=backbone, device=device)
+            model = load_clipseg(checkpoint, backbone=backbone, device=device, precision=precision)
         self.model, self.mode, self.threshold, self.template = model.eval(), mode, threshold, template
         self.name = f'clipseg-{mode}'
-        self.backbone_id = model.backbone.name
+        self.backbone_id, self.precision = model.backbone.name, model.backbone.precision
         self.weights_hash = file_sha256(checkpoint) if checkpoint and Path(checkpoint).is_file() else model.backbone.weights_hash
 
     def describe(self) -> dict: return super().describe() | dict(mode=self.mode, template=self.template, config=self.model.config)
@@ -170,9 +172,10 @@ def spread_readouts(n_blocks: int) -> tuple[int, ...]:
     return (n_blocks - 5, n_blocks - 3, n_blocks - 1) if n_blocks >= 6 else tuple(range(n_blocks))[-3:]
 
 def shapeworld_clipseg(backbone: DenseCLIP | str = 'miniclip-shapeworld', # the frozen CLIP
+                       precision: str = 'auto', # of a CLIP loaded by name ('auto', 'fp32', 'bf16', 'fp16'); a given one keeps its own
                        **kwargs) -> CLIPSeg: # overrides of `SHAPEWORLD_CLIPSEG`
     "An untrained CLIPSeg sized for MiniCLIP on ShapeWorld-5i (the backbone's own pixel statistics)."
-    bb = load_backbone(backbone, device='cpu') if isinstance(backbone, str) else backbone
+    bb = load_backbone(backbone, device='cpu', precision=precision) if isinstance(backbone, str) else backbone
     kw = SHAPEWORLD_CLIPSEG | dict(extract_layers=spread_readouts(bb.n_blocks)) | kwargs
     return CLIPSeg(bb, mean=bb.mean, std=bb.std, name=f'clipseg-{bb.name}', **kw)
 

@@ -11,9 +11,9 @@ import open_clip
 from huggingface_hub import hf_hub_download
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .core import IMAGENET_MEAN, IMAGENET_STD, get_device, compute_dtype, atomic_path, file_sha256, reading_weights
+from .core import IMAGENET_MEAN, IMAGENET_STD, get_device, atomic_path, file_sha256, reading_weights
 from .backbone import (DenseCLIP, WordTokenizer, WeightsNotFoundError, load_backbone, load_state_dict_file,
-                                 openai_cfg_from_state, build_clip, bundled_dir, set_precision, _load_into, _finish)
+                                 openai_cfg_from_state, build_clip, bundled_dir, _load_into, _finish)
 from .clipseg import CLIPSeg
 
 # %% auto #0
@@ -115,18 +115,17 @@ def _model_from_parts(clip_state, clip_cfg, dec_state, dec_kw, extract_layers, t
         vocab = clip_cfg['text_cfg']['vocab_size']
         tokenizer = open_clip.get_tokenizer('ViT-B-16') if vocab == 49408 else WordTokenizer([], clip_cfg['text_cfg']['context_length'])
     clip = _load_into(build_clip(clip_cfg), clip_state, name)
-    bb = _finish(clip, tokenizer, IMAGENET_MEAN, IMAGENET_STD, name, weights_hash, 'cpu', 'fp32', 'bicubic')
-    return _with_decoder(bb, dec_state, dec_kw, extract_layers, name, device, precision)
+    bb = _finish(clip, tokenizer, IMAGENET_MEAN, IMAGENET_STD, name, weights_hash, device or 'cpu', precision, 'bicubic')
+    return _with_decoder(bb, dec_state, dec_kw, extract_layers, name, device)
 
-def _with_decoder(bb: DenseCLIP, dec_state, dec_kw, extract_layers, name, device=None, precision='fp32'):
+def _with_decoder(bb: DenseCLIP, dec_state, dec_kw, extract_layers, name, device=None) -> CLIPSeg:
+    "CLIPSeg around `bb` (moved to `device`, its precision kept) with the decoder weights `dec_state`, in fp32."
     dec_state = {k: v for k, v in dec_state.items() if not k.startswith('reduce.')}  # the original's unused layer
     dec_kw = dict(dec_kw)
     for k in ('width', 'cond_dim', 'patch_size', 'n_layers', 'cond_layer', 'extract_layers'): dec_kw.pop(k, None)
     model = CLIPSeg(bb.to(get_device(device) if device else bb.device), extract_layers, name=name, **dec_kw)
     missing, unexpected = model.decoder.load_state_dict(dec_state, strict=False)
     if missing or unexpected: raise ValueError(f"{name}: decoder weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    if precision not in (None, 'fp32', 'auto') or (precision == 'auto' and model.device.type != 'cpu'):
-        set_precision(model.backbone.clip, compute_dtype(model.device, precision))
     return model.eval()
 
 # %% ../nbs/07a_clipseg_weights.ipynb #ce9d7c7b
@@ -169,7 +168,7 @@ def load_clipseg(source: str | Path = 'CIDAS/clipseg-rd64-refined', # hub id, HF
                  extract_layers=None, # default: the checkpoint's, else (3, 6, 9)
                  tokenizer=None, # text tokenizer for HF weights (default: CLIP's BPE when the vocab is 49,408)
                  device=None, # default: cpu for HF weights, else the backbone's device
-                 precision: str = 'fp32', # 'fp32', 'fp16', 'bf16' or 'auto'
+                 precision: str = 'fp32', # of a CLIP loaded here: 'fp32', 'bf16', 'fp16' or 'auto' (`compute_dtype`); a given one keeps its own
                  cache_dir: str | None = None, # Hugging Face cache
                  offline: bool | None = None, # no downloads (default: $HF_HUB_OFFLINE)
                  pretrained: str = 'openai', # pretrained tag when `backbone` is an open_clip name
@@ -202,8 +201,8 @@ def load_clipseg(source: str | Path = 'CIDAS/clipseg-rd64-refined', # hub id, HF
                                      meta.get('name', path.stem), file_sha256(hf_file))
         bb = backbone if backbone is not None else meta.get('backbone')
         if bb is None: raise ValueError(f"{path} holds no backbone; pass backbone=")
-        if isinstance(bb, str): bb = load_backbone(bb, device=device or 'cpu', interpolation='bicubic')
-        return _with_decoder(bb, dec, cfg, layers, meta.get('name', path.stem), device, precision)
+        if isinstance(bb, str): bb = load_backbone(bb, device=device or 'cpu', precision=precision, interpolation='bicubic')
+        return _with_decoder(bb, dec, cfg, layers, meta.get('name', path.stem), device)
     if any(k.startswith('decoder.') for k in state):  # Hugging Face format
         if config is None and (hf_file.parent / 'config.json').is_file(): config = json.loads((hf_file.parent / 'config.json').read_text())
         clip_state, dec = split_hf_clipseg(state)
@@ -221,8 +220,8 @@ def load_clipseg(source: str | Path = 'CIDAS/clipseg-rd64-refined', # hub id, HF
                                      extract_layers or (3, 6, 9), tokenizer, device, precision, name, file_sha256(hf_file))
         bb = backbone if backbone is not None else 'ViT-B-16'
         if isinstance(bb, str): bb = load_backbone(bb, pretrained=pretrained if bb in open_clip.list_models() else None,
-                                                   device=device or 'cpu', interpolation='bicubic')
-        return _with_decoder(bb, dec, decoder_config_from_state(dec), extract_layers or (3, 6, 9), name, device, precision)
+                                                   device=device or 'cpu', precision=precision, interpolation='bicubic')
+        return _with_decoder(bb, dec, decoder_config_from_state(dec), extract_layers or (3, 6, 9), name, device)
     raise ValueError(f"{path}: not a CLIPSeg checkpoint (no decoder.* keys, no film_mul.weight, no {CLIPSEG_FORMAT} metadata)")
 
 # %% ../nbs/07a_clipseg_weights.ipynb #51b74baa

@@ -76,6 +76,7 @@ class FSSMethod:
     threshold: float = 0.5
     backbone_id: str | None = None
     weights_hash: str | None = None
+    precision: str | None = None # the backbone's compute precision ('fp32', 'bf16', 'fp16'), set by methods that run one
     cacheable: bool = False
     def image_features(self, image: torch.Tensor, # (3,S,S) float in [0,1]
                       ) -> Any: # anything `predict` understands
@@ -91,7 +92,9 @@ class FSSMethod:
         "Foreground probability of the episode's class on the query."
         raise NotImplementedError
     def describe(self) -> dict:
+        "What results record about the method (and what the evaluator's resume key holds); `precision` only with a backbone."
         return dict(name=self.name, threshold=self.threshold, backbone_id=self.backbone_id, weights_hash=self.weights_hash,
+                    **({} if self.precision is None else dict(precision=self.precision)),
                     cacheable=self.cacheable, cls=f"{type(self).__module__}.{type(self).__qualname__}")
 
 # %% ../nbs/03a_methods.ipynb #a48b20ee

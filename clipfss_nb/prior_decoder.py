@@ -198,7 +198,7 @@ def train_prior_decoder(train: FSSDataset, # training split (base-class episodes
     L, C = len(pcfg.vvp_blocks), bb.width
     head = PriorDecoderHead(PriorDecoder(L * C, dim, priors, n_vvp=L))
     meta = dict(fold=fold, priors=priors, shots=shots, views=views, rule=rule, min_pixels=min_pixels, train_pairs=len(pairs),
-                backbone=bb.name, backbone_sha256=bb.weights_hash, data=train.describe(), decoder=head.decoder.config,
+                backbone=bb.name, backbone_sha256=bb.weights_hash, precision=bb.precision, data=train.describe(), decoder=head.decoder.config,
                 prior_config=asdict(pcfg), cache_seconds=round(cache_seconds, 1), cache_entries=len(store.entries))
     record = train_episodic(head, lambda eps: store_batch(store, eps), episodes, cfg, out, resume, validate, accelerator, progress=progress, meta=meta)
     return head.decoder.eval(), record
@@ -257,6 +257,7 @@ class PriorDecoderMethod(FSSMethod):
                  priors: str = 'vvp+vtp+pir', # the prior set; only the PI-CLIP set is shipped
                  backbone: str | DenseCLIP | None = None, # default: the backbone named in the decoder's card
                  device=None, force: bool = False, # force: accept a decoder trained for another fold or backbone
+                 precision: str = 'auto', # of a backbone loaded here: 'auto', 'fp32', 'bf16' or 'fp16' (the decoder runs in fp32)
                  image_cache: dict | None = None): # shared {image sha1: record} so several decoders/folds reuse the CLIP passes
         if checkpoint is None and priors != 'vvp+vtp+pir':
             raise ValueError(f"only 'vvp+vtp+pir' decoders are shipped; train one with `clipfss-train-decoder --priors {priors}` and pass its checkpoint")
@@ -266,14 +267,15 @@ class PriorDecoderMethod(FSSMethod):
         if fold is not None and self.card['fold'] != fold and not force:
             raise ValueError(f"{path} was trained on the base classes of fold {self.card['fold']}, which include fold {fold}'s novel classes; "
                              f"evaluate it on fold {self.card['fold']}, or pass force=True (--force) to score it anyway")
-        self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or self.card['backbone'], device=device, interpolation='bilinear')
+        self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or self.card['backbone'], device=device,
+                                                                                 precision=precision, interpolation='bilinear')
         if self.bb.weights_hash != self.card['backbone_sha256'] and not force:
             raise ValueError(f"{path} was trained on backbone {self.card['backbone']} ({self.card['backbone_sha256'][:12]}…), "
                              f"not {self.bb.name} ({str(self.bb.weights_hash)[:12]}…); pass force=True to use it anyway")
         self.decoder.to(self.bb.device)
         self.features = PriorFeatures(self.bb, {}, PriorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.card['prior_config'].items()}))
         self.name, self.threshold, self.fold = 'prior-decoder', 0.5, self.card['fold']
-        self.backbone_id, self.weights_hash = self.bb.name, file_sha256(path)
+        self.backbone_id, self.weights_hash, self.precision = self.bb.name, file_sha256(path), self.bb.precision
         self.image_cache = image_cache
     def describe(self) -> dict: return {**super().describe(), 'trained_fold': self.fold, 'priors': self.card['priors'], 'decoder': self.decoder.config}
     def image_features(self, image: torch.Tensor) -> DecoderImageCache:

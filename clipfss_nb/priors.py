@@ -18,8 +18,8 @@ from .core import IMAGENET_MEAN, IMAGENET_STD, normalize, atomic_write, minmax, 
 from .methods import FSSMethod, register_method
 
 # %% auto #0
-__all__ = ['CACHEABLE', 'VTP_GRIDS', 'PRESETS', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'resize_vtp',
-           'resize_vvp', 'query_vtp', 'vtp_maps', 'check_inputs', 'compute_priors', 'compare_priors',
+__all__ = ['CACHEABLE', 'VTP_GRIDS', 'PRESETS', 'PRIOR_KINDS', 'PRIOR_TABLE_FILE', 'PriorConfig', 'Priors', 'preset_precision',
+           'resize_vtp', 'resize_vvp', 'query_vtp', 'vtp_maps', 'check_inputs', 'compute_priors', 'compare_priors',
            'agreement_markdown', 'prior_probability', 'ImagePriorCache', 'PriorMethod', 'PiclipVTP', 'PiclipVTPPIR',
            'PiclipVVP', 'PiclipVVPVTP', 'table_markdown', 'save_prior_table', 'load_prior_table', 'shipped_threshold']
 
@@ -71,6 +71,19 @@ class Priors:
     boxes: torch.Tensor # (B, gh, gw) PIR box mask on the VTP grid
     cam: torch.Tensor # (B, gh, gw) VTP at patch resolution
     cam_refined: torch.Tensor # (B, gh, gw) refined VTP at patch resolution
+
+# %% ../nbs/06a_priors.ipynb #22acc906
+def preset_precision(cfg: PriorConfig, # the recipe a method will run
+                     precision: str = 'auto', # the precision asked for (`PRECISIONS`)
+                     bb: DenseCLIP | None = None, # a backbone given already loaded
+                    ) -> str: # the precision to load the backbone in
+    "`precision`, or 'fp32' for a `PRESETS` recipe, which refuses bf16 and fp16 (asked for, or in `bb`)."
+    name = next((n for n, make in PRESETS.items() if cfg == make()), None)
+    if name is None: return precision
+    other = precision if precision not in ('auto', 'fp32') else bb.precision if bb is not None and bb.precision != 'fp32' else None
+    if other: raise ValueError(f"the {name} preset reproduces the official PI-CLIP numbers, computed in fp32, so it runs in fp32 only, "
+                               f"not {other}: use precision 'fp32' or 'auto' (clipfss-eval --precision fp32) and a backbone loaded in fp32")
+    return 'fp32'
 
 # %% ../nbs/06a_priors.ipynb #a7394a0d
 def resize_vtp(m: torch.Tensor, # (B, C, gh, gw)
@@ -201,6 +214,7 @@ class PriorMethod(FSSMethod):
     def __init__(self, kind: str = 'vtp+pir', # one of `PRIOR_KINDS`
                  backbone: str | DenseCLIP = 'miniclip-shapeworld', # name for `load_backbone`, or a backbone
                  pretrained: str | None = None, checkpoint: str | None = None, device=None,
+                 precision: str = 'auto', # of a backbone loaded here: 'auto', 'fp32', 'bf16' or 'fp16' (a preset: fp32 only)
                  threshold: float = 0.5, # foreground where probability > threshold (choose on base classes)
                  cfg: PriorConfig = PriorConfig(),
                  fold: int | None = None, # the evaluated fold (training-free: only recorded, so that `clipfss-eval` can pass it)
@@ -209,9 +223,11 @@ class PriorMethod(FSSMethod):
         unknown = set(cfg_kw) - set(PriorConfig.__dataclass_fields__)
         if unknown: raise ValueError(f"unknown prior option(s) {sorted(unknown)}; PriorConfig has {sorted(PriorConfig.__dataclass_fields__)}")
         self.kind, self.threshold, self.cfg, self.fold = kind, threshold, replace(cfg, **cfg_kw), fold
-        self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
+        precision = preset_precision(self.cfg, precision, backbone if isinstance(backbone, DenseCLIP) else None)
+        self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone, pretrained, checkpoint, device=device,
+                                                                                 precision=precision, interpolation='bilinear')
         self.name = f"piclip-{kind.replace('+', '-')}"
-        self.backbone_id, self.weights_hash = self.bb.name, self.bb.weights_hash
+        self.backbone_id, self.weights_hash, self.precision = self.bb.name, self.bb.weights_hash, self.bb.precision
     def describe(self) -> dict: return {**super().describe(), 'kind': self.kind, 'config': asdict(self.cfg)}
     def image_features(self, image: torch.Tensor) -> ImagePriorCache: return ImagePriorCache(image)
 

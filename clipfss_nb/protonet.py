@@ -281,7 +281,7 @@ def train_protonet(train: FSSDataset, # training split (base-class episodes)
     torch.manual_seed(cfg.seed)
     head = ProtoHead(PrototypeNetwork(ProtoConfig.variant(variant, *store.extractor.dims, dim=dim)))
     meta = dict(fold=fold, variant=variant, shots=shots, views=views, rule=rule, min_pixels=min_pixels, train_pairs=len(pairs),
-                backbone=bb.name, backbone_sha256=bb.weights_hash, blocks=list(store.extractor.blocks), templates=PROTO_TEMPLATES,
+                backbone=bb.name, backbone_sha256=bb.weights_hash, precision=bb.precision, blocks=list(store.extractor.blocks), templates=PROTO_TEMPLATES,
                 data=train.describe(), network=head.net.config, cache_seconds=round(cache_seconds, 1), cache_entries=len(store.entries))
     record = train_episodic(head, lambda eps: proto_batch(store, eps), episodes, cfg, out, resume, validate, accelerator, progress=progress, meta=meta)
     return head.net.eval(), record
@@ -345,10 +345,12 @@ class ProtoNetMethod(FSSMethod):
                  mode: str = 'few-shot', # or 'zero-shot': the text-only prediction, supports ignored
                  backbone: str | DenseCLIP | None = None, # default: the backbone named in the network's card
                  device=None, force: bool = False, # force: accept a network trained for another fold or backbone
+                 precision: str = 'auto', # of a backbone loaded here: 'auto', 'fp32', 'bf16' or 'fp16' (the network runs in fp32)
                  image_cache: dict | None = None): # shared {(fingerprint, image sha1): record} across methods
         if mode not in PROTO_MODES: raise ValueError(f"mode must be one of {PROTO_MODES}, got {mode!r}")
         if variant == 'map':
-            self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or 'miniclip-shapeworld', device=device, interpolation='bilinear')
+            self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or 'miniclip-shapeworld', device=device,
+                                                                                     precision=precision, interpolation='bilinear')
             self.features = ProtoFeatures(self.bb)
             self.net, self.card, self.weights_hash = PrototypeNetwork(ProtoConfig.variant('map', *self.features.dims)).eval(), None, None
         else:
@@ -359,7 +361,8 @@ class ProtoNetMethod(FSSMethod):
             if fold is not None and self.card['fold'] != fold and not force:
                 raise ValueError(f"{path} was trained on the base classes of fold {self.card['fold']}, which include fold {fold}'s novel classes; "
                                  f"evaluate it on fold {self.card['fold']}, or pass force=True (--force) to score it anyway")
-            self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or self.card['backbone'], device=device, interpolation='bilinear')
+            self.bb = backbone if isinstance(backbone, DenseCLIP) else load_backbone(backbone or self.card['backbone'], device=device,
+                                                                                     precision=precision, interpolation='bilinear')
             if self.bb.weights_hash != self.card['backbone_sha256'] and not force:
                 raise ValueError(f"{path} was trained on backbone {self.card['backbone']} ({self.card['backbone_sha256'][:12]}…), "
                                  f"not {self.bb.name} ({str(self.bb.weights_hash)[:12]}…); pass force=True to use it anyway")
@@ -367,7 +370,7 @@ class ProtoNetMethod(FSSMethod):
         if mode == 'zero-shot' and not self.net.cfg.text: raise ValueError("zero-shot needs a network with the text branch (variant text, msp or full)")
         self.mode, self.variant, self.fold = mode, (self.card or {}).get('variant', variant), (self.card or {}).get('fold')
         self.name = {'map': 'protonet-map'}.get(variant, 'protonet-zeroshot' if mode == 'zero-shot' else 'protonet')
-        self.threshold, self.backbone_id, self.image_cache = 0.5, self.bb.name, image_cache
+        self.threshold, self.backbone_id, self.precision, self.image_cache = 0.5, self.bb.name, self.bb.precision, image_cache
     def describe(self) -> dict: return {**super().describe(), 'mode': self.mode, 'variant': self.variant, 'trained_fold': self.fold, 'network': self.net.config}
     def image_features(self, image: torch.Tensor) -> ProtoImageCache:
         if self.image_cache is None: return ProtoImageCache(image)
@@ -395,11 +398,12 @@ def predict(self: ProtoNetMethod, query, supports, support_masks, class_names, q
     return F.interpolate(logits, size=query.shape[-2:], mode='bilinear', align_corners=False).softmax(1)[:, 1].to(query.device)
 
 @register_method('protonet-zeroshot')
-def protonet_zeroshot(fold: int | None = None, checkpoint: str | None = None, backbone=None, device=None, force: bool = False) -> ProtoNetMethod:
+def protonet_zeroshot(fold: int | None = None, checkpoint: str | None = None, backbone=None, device=None, force: bool = False,
+                      precision: str = 'auto') -> ProtoNetMethod:
     "The shipped network's text-only prediction (class name, no support)."
-    return ProtoNetMethod(fold, checkpoint, mode='zero-shot', backbone=backbone, device=device, force=force)
+    return ProtoNetMethod(fold, checkpoint, mode='zero-shot', backbone=backbone, device=device, force=force, precision=precision)
 
 @register_method('protonet-map')
-def protonet_map(backbone=None, device=None) -> ProtoNetMethod:
+def protonet_map(backbone=None, device=None, precision: str = 'auto') -> ProtoNetMethod:
     "The training-free floor: PANet-style prototype matching on the frozen tokens."
-    return ProtoNetMethod(variant='map', backbone=backbone, device=device)
+    return ProtoNetMethod(variant='map', backbone=backbone, device=device, precision=precision)

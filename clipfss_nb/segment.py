@@ -153,6 +153,7 @@ def segment(query, # image file, folder or glob (or a list of them)
             max_side: int = 1024, # images are read at most this large (memory bound); masks come back at full size
             allow_random_weights: bool = False, # run a backbone without weights on purpose
             device=None, progress: bool = True, # tqdm bar
+            precision: str = 'auto', # of a backbone loaded by name: 'auto', 'fp32', 'bf16' or 'fp16'
            ) -> dict: # the summary (plus `masks`, (H, W) bool arrays, when `out` is None)
     "Segment `class_name` in every query from K annotated supports (or zero-shot), writing masks, overlays and a summary."
     t0 = time.perf_counter()
@@ -167,7 +168,7 @@ def segment(query, # image file, folder or glob (or a list of them)
     queries = find_queries(query)
     pairs = read_supports(supports, support_masks, support_class, max_side) if supports else []
     if isinstance(backbone, str):
-        backbone = load_backbone(backbone, pretrained, checkpoint, device=device, interpolation='bilinear')
+        backbone = load_backbone(backbone, pretrained, checkpoint, device=device, precision=precision, interpolation='bilinear')
     bb = check_weights(backbone, allow_random_weights)
     if bb.name == MINICLIP_NAME:
         warn_input(f"MiniCLIP knows only the 20 ShapeWorld categories ({', '.join(SHAPEWORLD_CLASSES)}); for photos use "
@@ -197,7 +198,7 @@ def segment(query, # image file, folder or glob (or a list of them)
         else: masks.append(mask)
         rec['seconds'] = round(time.perf_counter() - t1, 3); records.append(rec)
     total = time.perf_counter() - t0
-    summary = dict(method=meth.describe(), backbone=bb.name, backbone_sha256=bb.weights_hash, weights_hash=meth.weights_hash,
+    summary = dict(method=meth.describe(), backbone=bb.name, backbone_sha256=bb.weights_hash, precision=bb.precision, weights_hash=meth.weights_hash,
                    class_name=class_name, supports=[str(p) if isinstance(p, (str, Path)) else 'array' for p in supports],
                    support_masks=[str(p) if isinstance(p, (str, Path)) else 'array' for p in support_masks], support_class=support_class,
                    threshold=thr, threshold_why=why, working_size=size, max_side=max_side, queries=records,

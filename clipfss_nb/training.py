@@ -275,6 +275,10 @@ def train_episodic(model: nn.Module, # `model(batch)` -> {'loss': scalar tensor,
             weights, opt_state, old = found
             for k, why in (('config', 'training config'), ('episodes_sha256', 'episode stream'), ('processes', 'number of processes')):
                 if old[k] != record[k]: raise ValueError(f"cannot resume from {out}: its {why} differs ({old[k]} vs {record[k]})")
+            precision = record['meta'].get('precision')
+            if old['meta'].get('precision', precision) != precision:
+                raise ValueError(f"cannot resume from {out}: its frozen features were computed in {old['meta']['precision']}, this run's in "
+                                 f"{precision}; resume with the same precision, or train into another checkpoint folder")
             model.load_state_dict(weights); opt.load_state_dict(opt_state); record = old
     model, opt = acc.prepare(model, opt)
     start, t0 = record['step'], time.perf_counter()
