@@ -9,7 +9,11 @@ the fp32 floor and the batched bf16 path.
   (`tests/reference_priors.py`), one query at a time;
 - *batched fp32*: `compute_priors` on a batch of B episodes;
 - *floor*: the three bare no-grad fp32 ViT passes per query (the VTP input, the VVP query, the masked support) that
-  any code computing these priors must run, at the same batch;
+  any code computing these priors must run, at the same batch, every block through the fused attention kernel.
+  The priors cannot all run that way: the VTP pass must write the attention weights of its last eight blocks (PIR
+  averages them), which the fused kernel never materialises, and back-propagate through its last block; those two
+  are the batched path's distance to the floor. The *mha floor* runs the same three passes through open_clip's own
+  blocks (`nn.MultiheadAttention`), the floor as it was before the fused kernel was used;
 - *batched bf16*: `compute_priors` with the same weights stored in bf16, at the largest batch.
 
 The machine is shared and noisy, so the variants are interleaved in rounds and each figure is the median over
@@ -65,16 +69,21 @@ def main():
     def timed(fn):
         sync(); t0 = time.perf_counter(); out = fn(); sync(); return time.perf_counter() - t0, out
 
-    def floor(B):
-        bb(vtp_input(bb, q[:B]), interpolation='bilinear')
-        bb(normalize(q[:B], IMAGENET_MEAN, IMAGENET_STD), interpolation='bilinear')
-        bb(mask_image(normalize(s[:B].flatten(0, 1), IMAGENET_MEAN, IMAGENET_STD), m[:B].flatten(0, 1)), interpolation='bilinear')
+    def open_clip_pass(pixels):  # every block through open_clip's own forward (nn.MultiheadAttention)
+        x, _ = bb.embed(pixels, 'bilinear')
+        for block in bb.visual.transformer.resblocks: x = block(x)
+        return bb._project(x)
+
+    def floor(B, run=lambda pixels: bb(pixels, interpolation='bilinear')):
+        run(vtp_input(bb, q[:B]))
+        run(normalize(q[:B], IMAGENET_MEAN, IMAGENET_STD))
+        run(mask_image(normalize(s[:B].flatten(0, 1), IMAGENET_MEAN, IMAGENET_STD), m[:B].flatten(0, 1)))
 
     print(cpu_description())
     print(f"{bb!r} on {dev} | {a.size}x{a.size}, {a.shots}-shot | batches {batches} | median of {a.rounds} interleaved rounds")
     with torch.no_grad():  # warm-up: library initialisation, positional-embedding and text caches
         compute_priors(bb, q[:1], s[:1], m[:1], names[:1]); compute_priors(bb16, q[:1], s[:1], m[:1], names[:1]); floor(1)
-    times = {k: [] for k in ['reference'] + [f'{kind} {B}' for B in batches for kind in ('batched', 'floor')] + [f'bf16 {n}']}
+    times = {k: [] for k in ['reference'] + [f'{kind} {B}' for B in batches for kind in ('batched', 'floor', 'mha floor')] + [f'bf16 {n}']}
     outputs = {}
     for _ in range(a.rounds):
         t, refs = timed(lambda: [ref_priors(bb, q[b], list(s[b]), list(m[b]), names[b], blocks=(L - 1, L - 2)) for b in range(n)])
@@ -83,16 +92,19 @@ def main():
             for B in batches:
                 t, outputs[B] = timed(lambda: compute_priors(bb, q[:B], s[:B], m[:B], names[:B])); times[f'batched {B}'].append(t / B)
                 t, _ = timed(lambda: floor(B)); times[f'floor {B}'].append(t / B)
+                t, _ = timed(lambda: floor(B, open_clip_pass)); times[f'mha floor {B}'].append(t / B)
             t, outputs['bf16'] = timed(lambda: compute_priors(bb16, q, s, m, names)); times[f'bf16 {n}'].append(t / n)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = lambda num, den: statistics.median([x / y for x, y in zip(times[num], times[den])])
-    print(f"\n{'':30}{'batch':>6}{'s / query':>11}{'speed-up vs reference':>24}{'time / floor':>14}")
-    print(f"{'reference fp32 (per image)':30}{1:>6}{med['reference']:11.3f}{'1.00x':>24}")
+    print(f"\n{'':34}{'batch':>6}{'s / query':>11}{'speed-up vs reference':>24}{'time / floor':>14}{'time / mha floor':>18}")
+    print(f"{'reference fp32 (per image)':34}{1:>6}{med['reference']:11.3f}{'1.00x':>24}")
     for B in batches:
-        print(f"{'batched fp32':30}{B:>6}{med[f'batched {B}']:11.3f}{ratio('reference', f'batched {B}'):23.2f}x{ratio(f'batched {B}', f'floor {B}'):13.3f}x")
-        print(f"{'floor fp32 (3 bare passes)':30}{B:>6}{med[f'floor {B}']:11.3f}{ratio('reference', f'floor {B}'):23.2f}x")
+        print(f"{'batched fp32':34}{B:>6}{med[f'batched {B}']:11.3f}{ratio('reference', f'batched {B}'):23.2f}x"
+              f"{ratio(f'batched {B}', f'floor {B}'):13.3f}x{ratio(f'batched {B}', f'mha floor {B}'):17.3f}x")
+        print(f"{'floor fp32 (3 fused passes)':34}{B:>6}{med[f'floor {B}']:11.3f}{ratio('reference', f'floor {B}'):23.2f}x")
+        print(f"{'mha floor fp32 (3 open_clip passes)':34}{B:>6}{med[f'mha floor {B}']:11.3f}{ratio('reference', f'mha floor {B}'):23.2f}x")
     bf16_speedup = ratio('reference', f'bf16 {n}')
-    print(f"{'batched bf16':30}{n:>6}{med[f'bf16 {n}']:11.3f}{bf16_speedup:23.2f}x")
+    print(f"{'batched bf16':34}{n:>6}{med[f'bf16 {n}']:11.3f}{bf16_speedup:23.2f}x")
 
     err = max(float(np.abs(getattr(outputs[n], k)[b].cpu().numpy() - refs[b][k]).max()) for b in range(n) for k in ('vtp', 'vtp_refined', 'vvp'))
     boxes = all((outputs[n].boxes[b].cpu().numpy() == refs[b]['boxes']).all() for b in range(n))
@@ -102,10 +114,12 @@ def main():
           + f", equal box cells {100 * agree['boxes']['equal']:.1f}%")
     fp32_vs_ref = min(ratio('reference', f'batched {B}') for B in batches)
     fp32_vs_floor = max(ratio(f'batched {B}', f'floor {B}') for B in batches)
+    fp32_vs_mha = max(ratio(f'batched {B}', f'mha floor {B}') for B in batches)
     print("\ngoals (issue 21):")
     print(f"  batched bf16 >= 3x the reference: {bf16_speedup:.2f}x -> {'met' if bf16_speedup >= 3 else 'NOT met'}")
     print(f"  batched fp32 >= 1.0x the reference at every batch: worst {fp32_vs_ref:.2f}x -> {'met' if fp32_vs_ref >= 1 else 'NOT met'}")
-    print(f"  batched fp32 <= 1.05x the floor at every batch: worst {fp32_vs_floor:.3f}x -> {'met' if fp32_vs_floor <= 1.05 else 'NOT met'}")
+    print(f"  batched fp32 <= 1.05x the floor at every batch: worst {fp32_vs_floor:.3f}x -> {'met' if fp32_vs_floor <= 1.05 else 'NOT met'}"
+          f" (against the floor of open_clip's own blocks, as the issue measured it: worst {fp32_vs_mha:.3f}x -> {'met' if fp32_vs_mha <= 1.05 else 'NOT met'})")
     return 0 if err < 1e-4 and boxes else 1
 
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 import open_clip
+from open_clip.transformer import ResidualAttentionBlock
 from huggingface_hub import hf_hub_download
 import clipfss_nb
 from open_clip.transformer import LayerNormFp32, VisionTransformer
@@ -21,9 +22,10 @@ from .core import CLIP_MEAN, CLIP_STD, get_device, compute_dtype, precision_name
 
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'OPENAI_META_KEYS', 'WordTokenizer', 'load_state_dict_file', 'set_precision', 'qkv_heads',
-           'merge_heads', 'block_forward', 'DenseOutput', 'DenseCLIP', 'resize_pos_embed', 'WeightsNotFoundError',
-           'bundled_dir', 'list_bundles', 'pretrained_file', 'save_bundle', 'ConvStem', 'add_conv_stem', 'build_clip',
-           'openai_cfg_from_state', 'checkpoint_activation', 'pick_activation', 'quiet_random_init', 'load_backbone']
+           'merge_heads', 'block_forward', 'fused_block', 'DenseOutput', 'DenseCLIP', 'resize_pos_embed',
+           'WeightsNotFoundError', 'bundled_dir', 'list_bundles', 'pretrained_file', 'save_bundle', 'ConvStem',
+           'add_conv_stem', 'build_clip', 'openai_cfg_from_state', 'checkpoint_activation', 'pick_activation',
+           'quiet_random_init', 'load_backbone']
 
 # %% ../nbs/01_backbone.ipynb #0e5b5c1e
 class WordTokenizer:
@@ -143,6 +145,17 @@ def block_forward(block: nn.Module, # an open_clip `ResidualAttentionBlock`
         weights = probs if per_head else probs.mean(dim=1)
     x = x + block.ls_1(out)
     return x + block.ls_2(block.mlp(block.ln_2(x))), weights
+
+def fused_block(block: nn.Module, # an open_clip block
+                x: torch.Tensor, # (B, L, C) batch-first tokens
+               ) -> torch.Tensor: # (B, L, C)
+    "A block whose attention map is not needed, through `scaled_dot_product_attention`; other block types through their own forward."
+    attn = getattr(block, 'attn', None)
+    if type(block) is not ResidualAttentionBlock or not attn._qkv_same_embed_dim:
+        return block(x) if getattr(attn, 'batch_first', True) else block(x.transpose(0, 1)).transpose(0, 1)
+    q, k, v = qkv_heads(attn, block.ln_1(x))  # (B, heads, L, d)
+    x = x + block.ls_1(merge_heads(attn, F.scaled_dot_product_attention(q, k, v)))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 # %% ../nbs/01_backbone.ipynb #d353c99c
 @dataclass
@@ -275,11 +288,10 @@ def forward(self: DenseCLIP,
     keep, keep_attn = {self.block_index(i) for i in blocks}, {self.block_index(i) for i in attn_blocks}
     last = self.n_blocks - 1 if stop_at is None else self.block_index(stop_at)
     x, grid = self.embed(pixels, interpolation)
-    batch_first = getattr(self.visual.transformer, 'batch_first', True)
     tokens, attentions = {}, {}
     for i, block in enumerate(self.visual.transformer.resblocks[:last + 1]):
         if i in keep_attn: x, attentions[i] = block_forward(block, x, per_head)
-        else: x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
+        else: x = fused_block(block, x)
         if i in keep: tokens[i] = x
     if stop_at is not None: return DenseOutput(tokens, attentions, grid, None, None)
     patch_embeds, image_embed = self._project(x)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from .core import minmax
-from .backbone import DenseCLIP, block_forward, qkv_heads, merge_heads
+from .backbone import DenseCLIP, block_forward, fused_block, qkv_heads, merge_heads
 from .prompts import PICLIP_FG_TEMPLATE, PICLIP_BG_TEMPLATE, text_classifier
 
 # %% auto #0
@@ -63,9 +63,6 @@ class VTPOutput:
     attn: torch.Tensor | None # (B, N, N) mean patch–patch attention of the last `attn_blocks` blocks, float32
     grid: tuple[int, int] # (h, w)
 
-def _run_block(bb, block, x):
-    return block(x) if getattr(bb.visual.transformer, 'batch_first', True) else block(x.transpose(0, 1)).transpose(0, 1)
-
 def softmax_gradcam(bb: DenseCLIP,
                     pixels: torch.Tensor, # (B, 3, H, W) CLIP-normalised, one size
                     texts: torch.Tensor, # (B, T, D) normalised text embeddings (see `vtp_texts`)
@@ -84,7 +81,7 @@ def softmax_gradcam(bb: DenseCLIP,
             if i >= first_attn:
                 x, a = block_forward(block, x)  # a: (B, 1+N, 1+N) head mean
                 attn = a[:, 1:, 1:].float() if attn is None else attn + a[:, 1:, 1:].float()
-            else: x = _run_block(bb, block, x)
+            else: x = fused_block(block, x)
     last, v = blocks[-1], bb.visual
     with torch.enable_grad():
         z = last.ln_1(x).detach().requires_grad_(True)  # the activation, (B, 1+N, C)

@@ -61,7 +61,7 @@ def _run(script, *args):
 def test_priors_benchmark_runs_and_checks_its_outputs():
     r = _run('priors.py', '--size', '64', '--batches', '1,2', '--rounds', '1')
     assert r.returncode == 0, r.stdout + r.stderr
-    for line in ('reference fp32 (per image)', 'batched fp32', 'floor fp32', 'batched bf16', 'box masks identical: True',
+    for line in ('reference fp32 (per image)', 'batched fp32', 'floor fp32 (3 fused passes)', 'mha floor fp32', 'batched bf16', 'box masks identical: True',
                  'batched bf16 >= 3x the reference', 'flags:'):
         assert line in r.stdout, (line, r.stdout)
 
@@ -69,4 +69,4 @@ def test_priors_benchmark_runs_and_checks_its_outputs():
 def test_backbone_benchmark_prints_fractions_of_the_matmul_rate():
     r = _run('backbone.py', '--sizes', '224,64', '--batch', '1', '--repeats', '1')
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count('DenseCLIP dense forward') == 4 and r.stdout.count('open_clip encode_image') == 2 and 'of the measured matmul rate in both precisions' in r.stdout, r.stdout
+    assert r.stdout.count('DenseCLIP dense forward') == 4 and r.stdout.count('open_clip encode_image') == 2 and r.stdout.count('of the measured matmul rate in both precisions') == 2, r.stdout
