@@ -1,6 +1,5 @@
 """Bad inputs at every public boundary: each row gives an input, the error or warning text it must produce, and — for the
 commands — that nothing is written. Uses the shipped MiniCLIP and ShapeWorld scenes; every row runs in about a second."""
-import contextlib, io, json, warnings
 from pathlib import Path
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from clipfss_nb.backbone import load_backbone, load_state_dict_file
 from clipfss_nb.demo import shapeworld_episode, run_demo
 from clipfss_nb.priors import compute_priors
 from clipfss_nb.data import FolderDataset, make_voc_like
+from console import run
 from clipfss_nb.cli import clipfss_segment, clipfss_eval, clipfss_demo
 
 EP = shapeworld_episode(0, 2)  # ladybug, a novel class of fold 0
@@ -42,14 +42,6 @@ def files(tmp_path_factory):
     (d / 'a_file.txt').write_text('x')
     (d / 'a_folder').mkdir(); (d / 'a_folder' / 'keep').write_text('x')
     return d
-
-def run(cmd, argv):
-    "Run a console script in-process: (exit status, stdout, stderr)."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: cmd.main([str(a) for a in argv]); code = 0
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 def seg_args(d, **kw):
     a = dict(support=d / 's.png', support_mask=d / 's_mask.png', class_name='ladybug', query=d / 'q.png', out=d / 'out_seg', device='cpu')

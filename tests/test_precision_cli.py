@@ -1,7 +1,7 @@
 """`--precision` at the command line: bf16 and fp32 runs of `clipfss-eval` are recorded as such and never share a resume
 key, bad values and the fp32-only reference preset are refused in one line, the feature caches of a bf16 and an fp32
 CLIP are different files, and a training command runs with a bf16 frozen CLIP. Tiny random CLIP, tiny data: seconds."""
-import contextlib, io, json
+import json
 from pathlib import Path
 import pytest
 import torch
@@ -16,6 +16,7 @@ from clipfss_nb.protonet import ProtoFeatures
 from clipfss_nb.clipseg import CLIPSeg
 from clipfss_nb.clipseg_training import CLIPSegFeatures
 from clipfss_nb.testing import write_tiny_checkpoints, tiny_backbone
+from console import run
 from clipfss_nb.cli import clipfss_eval, clipfss_train_decoder
 
 
@@ -26,14 +27,6 @@ def world(tmp_path_factory):
 @pytest.fixture(scope='module')
 def bundle(tmp_path_factory):
     return str(write_tiny_checkpoints(tmp_path_factory.mktemp('bb'))['bundle'])
-
-def run(cmd, argv):
-    "Run a console script in-process: (exit status, stdout, stderr)."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: cmd.main([str(a) for a in argv]); code = 0
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 def eval_args(world, bundle, out):
     return ['--root', world.root, '--episodes', 6, '--method', 'piclip-vtp-pir', '--backbone', bundle, '--min-pixels', 300,
