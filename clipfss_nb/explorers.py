@@ -16,7 +16,7 @@ from .core import binary_target
 from .backbone import DenseCLIP, WordTokenizer, load_backbone
 from .shapeworld import ShapeWorld, write_shapeworld, shapeworld_name, SHAPEWORLD_FOLDS, SHAPEWORLD_CLASSES, PLURALS
 from .methods import FSSMethod, get_method, BASELINES
-from .priors import PriorConfig, PriorMethod, PRIOR_KINDS, compute_priors, shipped_threshold
+from .priors import PriorConfig, PRIOR_KINDS, compute_priors, shipped_threshold
 from .demo import shapeworld_episode, run_demo, iou, outline, show_heat, show_prediction
 from .data import FSSDataset, VOCDataset, Episode, FoldLists, build_fold_lists, sample_hsnet
 from .evaluate import make_view, score_episode, scaled_min_pixels
@@ -127,7 +127,7 @@ def explore_episode(method: FSSMethod, dataset: FSSDataset, episode: Episode,
     supports, name = torch.stack([v['image'] for v in svs])[None], dataset.class_name(episode.cls)  # (1,K,3,S,S)
     with torch.no_grad(): prob = method.predict(q['image'][None], supports, masks, [name])[0].float().cpu()  # (S,S)
     maps = {}
-    if isinstance(method, PriorMethod):  # show the priors the method combines
+    if method.name.startswith('piclip-'):  # a `PriorMethod` (by name: a notebook run may have registered its own copy of the class)
         with torch.no_grad(): pr = compute_priors(method.bb, q['image'][None], supports, masks, [name], cfg=method.cfg)
         maps = {'text prior (VTP)': pr.vtp[0, 0], 'visual prior (VVP)': pr.vvp[0].mean(0), 'VTP refined (PIR)': pr.vtp_refined[0, 0]}
     maps['foreground probability'] = prob
