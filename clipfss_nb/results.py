@@ -193,7 +193,7 @@ def precision_methods(precisions=('fp32', 'bf16'), # each gets its own copy of t
 def precision_markdown(table: dict, # a `shapeworld_table` of `precision_methods` rows
                        shots: int = 1, reference: str = 'fp32', other: str = 'bf16') -> str:
     "One line per row: mIoU in each precision and the difference, the largest |difference| last."
-    rows = sorted({name.rsplit(' ', 1)[0] for name in table['rows']}, key=list(dict.fromkeys(n.rsplit(' ', 1)[0] for n in table['rows'])).index)
+    rows = list(dict.fromkeys(name.rsplit(' ', 1)[0] for name in table['rows']))  # row names in table order, precision dropped
     miou = lambda r, p: table['rows'][f'{r} {p}'][str(shots)]['miou']
     lines = [f'| row | {reference} | {other} | difference |', '|---|---|---|---|']
     lines += [f'| {r} | {miou(r, reference):.2f} | {miou(r, other):.2f} | {miou(r, other) - miou(r, reference):+.2f} |' for r in rows]
