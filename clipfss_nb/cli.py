@@ -28,7 +28,7 @@ from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
 from .parallel_eval import parallel_evaluate, process_state
 from .results import evaluate_clipseg
-from .training import TrainConfig, FeatureStore
+from .training import TrainConfig, FeatureStore, make_accelerator
 from .prior_decoder import PriorFeatures, PriorDecoderMethod, train_prior_decoder, save_prior_decoder, write_decoder_card
 from .protonet import PROTO_VARIANTS, ProtoFeatures, ProtoNetMethod, train_protonet, save_protonet, write_protonet_card
 from .segment import segment, check_weights, factory_options, build_method
@@ -310,7 +310,7 @@ def launch_processes(func, values: dict, n: int, # a `script` function, its argu
         'clipfss-eval --benchmark coco --root Datasets_HSN --fold 2 --seeds 10   # HSNet rule, seeds 0..9, 1000 episodes each',
         'clipfss-eval --benchmark fss --root Datasets_HSN --shots 5   # 240 test categories, 2400 episodes',
         'clipfss-eval --method piclip-vtp-pir --backbone ViT-B-16 --pretrained openai --preset piclip-reference --benchmark pascal --root VOCdevkit',
-        'clipfss-eval --processes 2 --method piclip-vvp-vtp   # or: accelerate launch --num_processes 2 $(which clipfss-eval) ...',
+        'clipfss-eval --processes 2 --method piclip-vvp-vtp   # or: torchrun --nproc_per_node 2 $(which clipfss-eval) ...',
         epilog=method_list)
 def clipfss_eval(benchmark: str = 'shapeworld', # reader: shapeworld, pascal, coco (COCO-20i), coco-contiguous (PANet folds), fss (FSS-1000), folder
                  root: str = 'data/shapeworld', # dataset folder
@@ -433,6 +433,8 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
                           lr: float = 1e-3, # AdamW peak learning rate (cosine to 1e-4)
                           size: int = 128, # model input size (the scenes' side)
                           seed: int = 0, # weights, episodes, negatives
+                          text_weight_max: float = 1.0, # text/visual interpolation w ~ U(0, MAX) (the paper: 1; released CLIPSeg configs: 0.5)
+                          p_text: float = 0.2, # share of pure-text samples (w = 1), which train the zero-shot prompts
                           out: str = None, # checkpoint (default runs/clipseg/shapeworld-f<fold>.safetensors; with --ship the package's)
                           eval_episodes: int = 500, # novel-class episodes per mode after training (0: skip)
                           threshold: float = 0.3, # probability threshold for the evaluation (the paper's 0.3)
@@ -447,17 +449,17 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     default = bundled_dir() / 'clipseg-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/clipseg/shapeworld-f{fold}.safetensors'
     out = check_output(out or default, overwrite, ship, kind='file')
     torch.set_num_threads(threads)
-    acc = Accelerator()
+    acc = make_accelerator()
     root = Path(data_root)
     with acc.main_process_first():
         if not (root / 'ImageSets' / 'Segmentation' / 'train.txt').is_file(): write_shapeworld(root, n_train, n_val, size, verbose=acc.is_main_process)
     seed_everything(seed)
     model = shapeworld_clipseg(backbone, precision=precision, input_size=size, prompt_size=size)
     cfg = replace(CLIPSEG_TRAIN, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    record = train_clipseg(model, VOCDataset(root, 'train'), fold, cfg, accelerator=acc)
+    record = train_clipseg(model, VOCDataset(root, 'train'), fold, cfg, text_weight=(0.0, text_weight_max), p_text=p_text, accelerator=acc)
     if not acc.is_main_process: return
-    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed, data=str(root),
-                precision=model.backbone.precision)
+    args = dict(fold=fold, backbone=backbone, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed,
+                text_weight_max=text_weight_max, p_text=p_text, data=str(root), precision=model.backbone.precision)
     loss = record['history']['loss']
     extra = dict(train_args=args, train_seconds=round(record['seconds'], 1), threads=threads, loop='clipfss_nb.training.train_episodic',
                  final_loss=float(np.mean(loss[-3:])), first_loss=float(np.mean(loss[:3])))
@@ -540,7 +542,7 @@ def clipfss_train_decoder(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     default = bundled_dir() / 'prior-decoder-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/prior-decoder/f{fold}-{priors}.safetensors'
     out = check_output(out or default, overwrite or resume, ship, kind='file')
     torch.set_num_threads(threads)
-    acc = Accelerator()
+    acc = make_accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
     bb = load_backbone(backbone, device=acc.device, precision=precision, interpolation='bilinear')
     stores = {'train': read_feature_cache(FeatureStore(PriorFeatures(bb, train.class_names, PriorConfig(shots='mean')), train, views, seed), cache_dir, acc)}
@@ -594,7 +596,7 @@ def clipfss_train_protonet(fold: int = 0, # ShapeWorld-5i fold (its 5 classes ar
     default = bundled_dir() / 'protonet-shapeworld' / f'fold{fold}.safetensors' if ship else f'runs/protonet/f{fold}-{variant}.safetensors'
     out = check_output(out or default, overwrite or resume, ship)
     torch.set_num_threads(threads)
-    acc = Accelerator()
+    acc = make_accelerator()
     train, val = shapeworld_splits(data_root, n_train, n_val, acc)
     bb = load_backbone(backbone, device=acc.device, precision=precision, interpolation='bilinear')
     stores = {'train': read_feature_cache(FeatureStore(ProtoFeatures(bb), train, views, seed), cache_dir, acc)}

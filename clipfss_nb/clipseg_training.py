@@ -18,7 +18,7 @@ from .prompts import CLIPSEG_TEMPLATES
 from .clipseg import CLIPSeg, ImageFeatures, text_embedding, mix_conditionals
 from .clipseg_weights import load_clipseg, shipped_clipseg, clipseg_metadata
 from .data import FSSDataset
-from .training import TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic
+from .training import TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic, launched_processes
 
 # %% auto #0
 __all__ = ['CLIPSEG_TRAIN', 'SHAPEWORLD_CLIPSEG', 'CLIPSegFeatures', 'clipseg_batch', 'CLIPSegHead', 'train_clipseg',
@@ -68,9 +68,12 @@ class CLIPSegHead(nn.Module):
     "CLIPSeg's training recipe around a model: text/visual interpolation, masked BCE; only the decoder trains."
     def __init__(self, model: CLIPSeg, class_names: list[str], # names of class ids 1, 2, ...
                  templates: tuple[str, ...] = CLIPSEG_TEMPLATES, # one drawn per sample
-                 text_weight: tuple[float, float] = (0.0, 0.5), # w ~ U(lo, hi) in c = w·t + (1−w)·s
+                 text_weight: tuple[float, float] = (0.0, 1.0), # w ~ U(lo, hi) in c = w·t + (1−w)·s (the paper's; released configs: (0, 0.5))
                  p_text: float = 0.2): # share of pure-text samples (w = 1), so zero-shot text prompts are trained
         super().__init__()
+        lo, hi = text_weight
+        if not 0 <= lo <= hi <= 1: raise ValueError(f"text_weight must be (lo, hi) with 0 <= lo <= hi <= 1, got {tuple(text_weight)}")
+        if not 0 <= p_text <= 1: raise ValueError(f"p_text must be a probability in [0, 1], got {p_text}")
         self.model, self.text_weight, self.p_text = model, text_weight, p_text
         with torch.no_grad(): table = text_embedding(model.backbone, [t.format(n) for n in class_names for t in templates])
         self.register_buffer('text', table.reshape(len(class_names), len(templates), -1).float(), persistent=False)
@@ -97,17 +100,19 @@ def train_clipseg(model: CLIPSeg, # the model whose decoder trains (its backbone
                   fold: int, # whose classes are novel
                   cfg: TrainConfig = CLIPSEG_TRAIN, # AdamW, cosine to 1e-4 per step, no clipping: the paper's recipe
                   views: int = 1, rule: str = 'drop', min_pixels: int = 16, p_negative: float = 0.2,
+                  text_weight: tuple[float, float] = (0.0, 1.0), # w ~ U(lo, hi) in c = w·t + (1−w)·s (the paper's range)
+                  p_text: float = 0.2, # share of pure-text samples (w = 1)
                   store: FeatureStore | None = None, # a store of `CLIPSegFeatures` to reuse
                   out: str | Path | None = None, resume: bool = False, accelerator=None, progress: bool = True) -> dict: # the record
     "Train CLIPSeg's decoder on base-class episodes of `fold` with the shared episodic loop."
+    head = CLIPSegHead(model, [train.class_names[c] for c in sorted(train.class_names)], text_weight=text_weight, p_text=p_text)
     pairs, pools = base_class_pairs(train, fold, rule, min_pixels)
     episodes = TrainEpisodes(tuple(pairs), pools, 1, views, cfg.seed)
     store = store or FeatureStore(CLIPSegFeatures(model), train, views, cfg.seed)
-    W = accelerator.num_processes if accelerator is not None else 1
+    W = accelerator.num_processes if accelerator is not None else launched_processes()
     store.fill(episodes, cfg.steps * cfg.batch_size * W)
-    head = CLIPSegHead(model, [train.class_names[c] for c in sorted(train.class_names)])
-    meta = dict(fold=fold, views=views, rule=rule, min_pixels=min_pixels, p_negative=p_negative, train_pairs=len(pairs), data=train.describe(),
-                precision=model.backbone.precision)
+    meta = dict(fold=fold, views=views, rule=rule, min_pixels=min_pixels, p_negative=p_negative, text_weight=list(text_weight), p_text=p_text,
+                train_pairs=len(pairs), data=train.describe(), precision=model.backbone.precision)
     record = train_episodic(head, lambda eps: clipseg_batch(store, eps, pools, p_negative, cfg.seed), episodes, cfg, out, resume,
                             accelerator=accelerator, progress=progress, meta=meta)
     model.eval()

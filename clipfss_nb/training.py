@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_training.ipynb #e8ffb9ec
 from __future__ import annotations
-import hashlib, json, time
+import hashlib, json, os, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
@@ -24,8 +24,9 @@ from .data import FSSDataset
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'NOVEL_RULES', 'TrainConfig', 'base_class_pairs', 'TrainEpisode', 'TrainEpisodes',
-           'augment_view', 'FeatureStore', 'save_checkpoint', 'load_checkpoint', 'train_episodic', 'episode_miou',
-           'card_from_record', 'save_weights', 'read_weights', 'shipped_fold_file', 'fold_cards', 'training_line']
+           'augment_view', 'FeatureStore', 'launched_processes', 'make_accelerator', 'save_checkpoint',
+           'load_checkpoint', 'train_episodic', 'episode_miou', 'card_from_record', 'save_weights', 'read_weights',
+           'shipped_fold_file', 'fold_cards', 'training_line']
 
 # %% ../nbs/12_training.ipynb #f94f0dfe
 OPTIMIZERS, SCHEDULES = ('adamw', 'sgd'), ('cosine', 'poly')
@@ -227,6 +228,16 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     "Dropout seed of one process at one step (so a resumed run draws the same dropout masks)."
     return int(np.random.default_rng([seed, step, rank, 7]).integers(2 ** 62))
 
+def launched_processes() -> int:
+    "The number of processes a launcher (torchrun, `accelerate launch`) started, from `$WORLD_SIZE` (1 without a launcher)."
+    return int(os.environ.get('WORLD_SIZE', '1'))
+
+def make_accelerator(**kwargs) -> Accelerator: # keyword arguments of `Accelerator`
+    "The loop's `Accelerator`: the GPU where there is one; on a CPU machine under a launcher, gloo processes with DDP."
+    # A plain Accelerator() on a machine without CUDA ignores the launcher's environment: N unsynchronised trainings.
+    kwargs.setdefault('cpu', launched_processes() > 1 and not torch.cuda.is_available())
+    return Accelerator(**kwargs)
+
 def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -255,13 +266,16 @@ def train_episodic(model: nn.Module, # `model(batch)` -> {'loss': scalar tensor,
                    out: str | Path | None = None, # checkpoint folder (None: no checkpoints)
                    resume: bool = False, # continue from the checkpoint in `out`
                    validate: Callable | None = None, # model -> {metric: value}, run on the main process
-                   accelerator: Accelerator | None = None, # default: `Accelerator()` (CPU or the GPU; N processes under a launcher)
+                   accelerator: Accelerator | None = None, # default: `make_accelerator()` (the GPU or the CPU; N processes under a launcher)
                    stop_after: int | None = None, # end after this many steps of this run, as if interrupted
                    progress: bool = True, # tqdm bar with loss and learning rate
                    meta: dict | None = None, # extra JSON-able facts for the record (data, extractor, model config)
                   ) -> dict: # the record: config, step, history, metrics, seconds
     "Train `model` on episodes with the config's optimiser and schedule; checkpoint, resume, validate."
-    acc = accelerator or Accelerator()
+    acc = accelerator or make_accelerator()
+    if acc.num_processes != launched_processes():
+        raise ValueError(f"launched as {launched_processes()} processes, but the Accelerator sees {acc.num_processes}: each process would "
+                         "train alone, unsynchronised; pass make_accelerator() (on a CPU machine: Accelerator(cpu=True))")
     W, rank = acc.num_processes, acc.process_index
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("the model has no trainable parameters")

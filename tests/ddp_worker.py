@@ -4,8 +4,7 @@ import json, sys
 from pathlib import Path
 import torch
 import torch.nn as nn
-from accelerate import Accelerator
-from clipfss_nb.training import TrainConfig, TrainEpisodes, train_episodic
+from clipfss_nb.training import TrainConfig, TrainEpisodes, train_episodic, make_accelerator
 from safetensors.torch import save_file
 
 class Toy(nn.Module):
@@ -15,7 +14,7 @@ class Toy(nn.Module):
     def forward(self, batch): return dict(loss=(self.lin(batch['x']) - batch['y']).pow(2).mean())
 
 out = Path(sys.argv[1])
-acc = Accelerator(cpu=True)
+acc = make_accelerator()  # what the console scripts use: gloo CPU processes under the launcher
 pairs = tuple((f'im{i}', 1 + i % 3) for i in range(30))
 pools = {c: [i for i, cc in pairs if cc == c] for c in (1, 2, 3)}
 episodes = TrainEpisodes(pairs, pools, shots=1, seed=5)

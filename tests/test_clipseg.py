@@ -1,15 +1,19 @@
 """CLIPSeg unit tests that need no transformers: prompt engineering, broadcasting, checkpoints, training CLI, evaluator adapter."""
+import inspect
 import pytest
+from conftest import table_row, EPISODES, TOLERANCE
 import torch
 import torch.nn.functional as F
 from clipfss_nb.core import IMAGENET_MEAN, IMAGENET_STD, normalize
 from clipfss_nb.clipseg import CLIPSeg, PromptEngineering, engineer_prompt, gaussian_blur
-from clipfss_nb.clipseg_weights import load_clipseg, clipseg_metadata
+from clipfss_nb.clipseg_weights import load_clipseg, clipseg_metadata, shipped_clipseg
 from clipfss_nb.cli import clipfss_train_clipseg
 from clipfss_nb.clipseg_training import CLIPSegMethod, CLIPSegFeatures, clipseg_batch
 from clipfss_nb.training import FeatureStore, TrainEpisodes, base_class_pairs
 from clipfss_nb.shapeworld import write_shapeworld, SHAPEWORLD_FOLDS
 from clipfss_nb.data import VOCDataset
+from clipfss_nb.evaluate import evaluate, episode_lists
+from clipfss_nb.methods import get_method
 from clipfss_nb.testing import tiny_backbone, random_images, write_tiny_checkpoints
 
 
@@ -75,3 +79,21 @@ def test_missing_files_are_clear(tmp_path):
     (tmp_path / 'x.safetensors').write_bytes(b'')
     with pytest.raises(Exception): load_clipseg(tmp_path / 'x.safetensors')
     with pytest.raises(FileNotFoundError, match='config.json'): load_clipseg(tmp_path)
+
+
+def test_shipped_decoders_are_what_the_command_makes():
+    "The shipped cards' training arguments are the defaults of `clipfss-train-clipseg --fold F` (so the command reproduces them)."
+    defaults = {k: p.default for k, p in inspect.signature(clipfss_train_clipseg).parameters.items()}
+    for fold in range(4):
+        args = clipseg_metadata(shipped_clipseg(fold))['extra']['train_args']
+        assert args['fold'] == fold
+        recipe = ('backbone', 'steps', 'batch_size', 'lr', 'size', 'seed', 'text_weight_max', 'p_text')
+        assert {k: args[k] for k in recipe} == {k: defaults[k] for k in recipe}
+
+
+@pytest.mark.parametrize('mode', ['visual', 'text'])
+def test_reproduces_table_fold0(small_val, bb, mode):
+    "The shipped fold-0 decoder on 100 fresh scenes lands near the table's fold-0 figure (one-shot and zero-shot)."
+    eps, meta = episode_lists(small_val, 0, 1, 'hsnet', [0], EPISODES)
+    res = evaluate(get_method(f'clipseg-{mode}', fold=0, backbone=bb), small_val, eps, 0, 'hsnet', 128, 'cpu', progress=False, meta=meta)
+    assert abs(res['results']['miou'] - table_row(f'clipseg {mode}')) < TOLERANCE, (res['results']['miou'], table_row(f'clipseg {mode}'))

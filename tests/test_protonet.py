@@ -3,35 +3,11 @@ table's fold-0 figures reproduced on a small evaluation of freshly written scene
 import json, subprocess, sys
 from pathlib import Path
 import pytest
-from clipfss_nb.backbone import load_backbone, bundled_dir
-from clipfss_nb.shapeworld import write_shapeworld
-from clipfss_nb.data import VOCDataset
+from conftest import table_row, EPISODES, TOLERANCE
+from clipfss_nb.backbone import bundled_dir
 from clipfss_nb.evaluate import evaluate, episode_lists
 from clipfss_nb.methods import get_method
 from clipfss_nb.protonet import ProtoNetMethod, shipped_protonet, load_protonet
-
-N_VAL, EPISODES = 100, 100
-# A 100-episode estimate on 100 fresh scenes differs from the table's (500 episodes x 3 seeds on 500 scenes) by sampling
-# noise: across episode seeds, 100-episode fold-0 estimates of these networks spread by a few points (std ≈ 2–3), so a
-# network that reproduces the table stays well within 8 points, and a wrong or untrained one (the MAP floor, another
-# fold's network) falls outside.
-TOLERANCE = 8.0
-
-
-@pytest.fixture(scope='module')
-def small_val(tmp_path_factory):
-    root = tmp_path_factory.mktemp('sw')
-    write_shapeworld(root, n_train=0, n_val=N_VAL, size=128)
-    return VOCDataset(root, 'val')
-
-
-@pytest.fixture(scope='module')
-def bb():
-    return load_backbone('miniclip-shapeworld', device='cpu', interpolation='bilinear')
-
-
-def table_row(name):
-    return json.loads((bundled_dir() / 'results' / 'shapeworld-5i.json').read_text())['rows'][name]['1']['folds']['0']['miou']
 
 
 def test_shipped_files(bb):
