@@ -23,7 +23,7 @@ from .methods import METHODS, FSSMethod, get_method, intersect_union
 from .priors import PriorConfig, PRESETS, shipped_threshold
 from .demo import shapeworld_episode, run_demo, draw_demo
 from .clipseg_weights import save_clipseg
-from .clipseg_training import CLIPSEG_TRAIN, train_clipseg, shapeworld_clipseg
+from .clipseg_training import CLIPSEG_TRAIN, train_clipseg, shapeworld_clipseg, write_clipseg_card
 from .data import VOCDataset, episodes_to_tsv
 from .evaluate import evaluate, episode_lists, BENCHMARKS
 from .parallel_eval import parallel_evaluate, process_state
@@ -464,7 +464,10 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     extra = dict(train_args=args, train_seconds=round(record['seconds'], 1), threads=threads, loop='clipfss_nb.training.train_episodic',
                  final_loss=float(np.mean(loss[-3:])), first_loss=float(np.mean(loss[:3])))
     dtype = torch.float16 if fp16 else torch.float32
-    save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
+    def save():  # the checkpoint; with --ship also the package's model card
+        save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
+        if ship: write_clipseg_card(out.parent)
+    save()
     print(f"trained in {record['seconds']:.0f}s (loss {extra['first_loss']:.3f} → {extra['final_loss']:.3f}); saved {out}", flush=True)
     if not eval_episodes: return
     res = evaluate_clipseg(model, fold, root, eval_episodes, threshold, size, out_dir=Path('runs/results') if ship else out.parent, checkpoint=str(out))
@@ -476,7 +479,7 @@ def clipfss_train_clipseg(fold: int = 0, # ShapeWorld-5i fold (its 5 classes are
     for b, v in r['baselines'].items():
         summary[b] = dict(miou=v['miou'], fbiou=v['fbiou']); print(f"  baseline {b}: mIoU {v['miou']:.1f}, FB-IoU {v['fbiou']:.1f}")
     extra['eval'] = dict(episodes=eval_episodes, threshold=threshold, img_size=size, results=summary)
-    save_clipseg(model, out, backbone=backbone, extra=extra, dtype=dtype)
+    save()
 
 # %% ../nbs/20_cli.ipynb #b6d58ef7
 def shapeworld_splits(root: str | Path, n_train: int, n_val: int, # the folder, and the scenes written when it is missing

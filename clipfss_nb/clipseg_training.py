@@ -11,18 +11,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import file_sha256
+from .core import file_sha256, atomic_write
 from .backbone import DenseCLIP, load_backbone
 from .methods import FSSMethod, register_method
 from .prompts import CLIPSEG_TEMPLATES
 from .clipseg import CLIPSeg, ImageFeatures, text_embedding, mix_conditionals
 from .clipseg_weights import load_clipseg, shipped_clipseg, clipseg_metadata
 from .data import FSSDataset
-from .training import TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic, launched_processes
+from .training import TrainConfig, TrainEpisodes, FeatureStore, base_class_pairs, train_episodic, launched_processes, fold_cards
 
 # %% auto #0
 __all__ = ['CLIPSEG_TRAIN', 'SHAPEWORLD_CLIPSEG', 'CLIPSegFeatures', 'clipseg_batch', 'CLIPSegHead', 'train_clipseg',
-           'CLIPSegMethod', 'spread_readouts', 'shapeworld_clipseg']
+           'CLIPSegMethod', 'spread_readouts', 'shapeworld_clipseg', 'write_clipseg_card']
 
 # %% ../nbs/14_clipseg_training.ipynb #ba31a0ac
 class CLIPSegFeatures:
@@ -184,3 +184,30 @@ def shapeworld_clipseg(backbone: DenseCLIP | str = 'miniclip-shapeworld', # the 
     kw = SHAPEWORLD_CLIPSEG | dict(extract_layers=spread_readouts(bb.n_blocks)) | kwargs
     return CLIPSeg(bb, mean=bb.mean, std=bb.std, name=f'clipseg-{bb.name}', **kw)
 
+
+# %% ../nbs/14_clipseg_training.ipynb #97fb3f60
+def write_clipseg_card(folder: str | Path) -> Path: # a folder of `fold<F>.safetensors` CLIPSeg decoders
+    "Write MODEL_CARD.md for the CLIPSeg decoders of a folder, from their metadata (atomically)."
+    folder = Path(folder)
+    metas = fold_cards(folder, lambda p: (None, clipseg_metadata(p)), 'CLIPSeg decoders')
+    m0 = next(iter(metas.values()))
+    a = m0['extra'].get('train_args', {})
+    lines = ['# CLIPSeg decoders for ShapeWorld-5i', '',
+             f"One decoder per fold, trained on the fold's base classes with the frozen `{m0['backbone']}` (sha256 "
+             f"`{m0['backbone_sha256'][:16]}…`); decoder {({k: v for k, v in m0['config'].items() if k not in ('mean', 'std')})}.", '',
+             f"Training (`clipfss_nb.training.train_episodic`): {a.get('steps')} steps of {a.get('batch_size')} episodes, AdamW lr {a.get('lr')} "
+             f"(cosine to 1e-4), seed {a.get('seed')}, text/visual interpolation w ~ U(0, {a.get('text_weight_max')}) with {a.get('p_text')} "
+             f"pure-text samples, 20% negatives; data `{a.get('data')}`, {a.get('size')} px, CLIP in {a.get('precision')}.", '',
+             '| fold | training s | one-shot (visual) | zero-shot (text) | all-foreground | support-copy | command |', '|---|---|---|---|---|---|---|']
+    for f, m in sorted(metas.items()):
+        r = m['extra'].get('eval', {}).get('results', {})
+        miou = lambda k: f"{r[k]['miou']:.1f}" if k in r else '–'
+        lines.append(f"| {f} | {m['extra'].get('train_seconds', float('nan')):.0f} | {miou('visual')} | {miou('text')} | {miou('all-foreground')} | "
+                     f"{miou('support-copy')} | `clipfss-train-clipseg --fold {f} --fp16 --ship` |")
+    ev = m0['extra'].get('eval', {})
+    lines += ['', f"Novel-class figures: HSNet lists of the val split, {ev.get('episodes', '?')} episodes, seed 0, {ev.get('img_size', '?')} px, "
+              f"threshold {ev.get('threshold', '?')} (the evaluator of `11_evaluate`). The commands use the defaults, which "
+              "`tests/test_clipseg.py` checks against the cards; it also reproduces the fold-0 figures of the ShapeWorld-5i table."]
+    path = folder / 'MODEL_CARD.md'
+    atomic_write(path, '\n'.join(lines) + '\n')
+    return path
