@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_training.ipynb #e8ffb9ec
 from __future__ import annotations
-import hashlib, json, os, time
+import hashlib, json, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from tqdm.auto import tqdm
 from accelerate import Accelerator
+from accelerate.utils import get_int_from_env
 from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from .core import IGNORE_INDEX, image_to_tensor, atomic_path, atomic_write, warmup_cosine
@@ -229,8 +230,8 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 7]).integers(2 ** 62))
 
 def launched_processes() -> int:
-    "The number of processes a launcher (torchrun, `accelerate launch`) started, from `$WORLD_SIZE` (1 without a launcher)."
-    return int(os.environ.get('WORLD_SIZE', '1'))
+    "The number of processes a launcher started: `$WORLD_SIZE` (torchrun, `accelerate launch`) or MPI's size (1 without a launcher)."
+    return get_int_from_env(['WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE'], 1)  # Accelerate's own list
 
 def make_accelerator(**kwargs) -> Accelerator: # keyword arguments of `Accelerator`
     "The loop's `Accelerator`: the GPU where there is one; on a CPU machine under a launcher, gloo processes with DDP."
